@@ -1,0 +1,1 @@
+"""Articulated body models behind one interface (:class:`~hfavatar_ns.body.base.BodyModel`)."""
