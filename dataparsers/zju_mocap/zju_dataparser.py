@@ -21,7 +21,6 @@ What the outputs hold:
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,6 @@ from dataparsers.zju_mocap.image_cache import resized_size, write_mask, write_re
 from dataparsers.zju_mocap.splits import Preset, SplitOverrides, TestSplit, select_split, table_frames
 from hfavatar_ns.errors import InputError
 
-BODY_MODEL_FILE = "body_model.json"
 POSE_BATCH = 64
 VERTEX_MISMATCH_WARN_M = 0.02
 
@@ -173,23 +171,9 @@ class ZJUMocapDataParser(DataParser):
     # ------------------------------------------------------------------------------------------
 
     def _body_model_choice(self, root: Path) -> Tuple[str, str]:
-        config = self.config
-        if config.body_model != "auto":
-            return config.body_model, config.gender
-        path = root / BODY_MODEL_FILE
-        if not path.is_file():
-            return "smpl", config.gender
-        try:
-            described = json.loads(path.read_text())
-            kind, gender = described["kind"], described.get("gender", config.gender)
-        except (ValueError, KeyError, TypeError) as error:
-            raise InputError(
-                f'{path} must be JSON like {{"kind": "free" | "smpl", "gender": "neutral"}} ({error}). '
-                "Fix or delete it, or pass --body-model."
-            ) from error
-        if kind not in ("free", "smpl"):
-            raise InputError(f'{path}: unknown body model kind {kind!r}; use "free" or "smpl".')
-        return kind, gender
+        from hfavatar_ns.body.factory import capture_body_model_choice
+
+        return capture_body_model_choice(root, self.config.body_model, self.config.gender)
 
     def _cache_root(self) -> Path:
         return (
@@ -245,7 +229,7 @@ def compute_body_tables(
     """Per-frame body state of every frame of ``capture``, posed once with the body model.
 
     Returns tensors: ``bone_transforms`` [F,24,4,4] (canonical -> world, ``Rh``/``Th`` included),
-    ``posed_vertices`` [F,V,3] (world, metres), ``canonical_vertices`` [V,3] (rest pose of the capture's
+    ``posed_vertices`` [F,V,3] (world, metres), ``canonical_vertices`` [V,3] and ``canonical_joints`` [24,3] (rest pose of the capture's
     shape), ``faces`` [F_,3], ``skinning_weights`` [V,24], ``poses`` [F,72], ``shapes`` [F,10], ``Rh`` [F,3],
     ``Th`` [F,3] and ``frame_indices`` [F] (0-based frame ids of the rows).
     """
@@ -279,6 +263,7 @@ def compute_body_tables(
         "bone_transforms": torch.cat(bone_transforms).float(),
         "posed_vertices": posed_vertices,
         "canonical_vertices": canonical.vertices.float(),
+        "canonical_joints": canonical.joints.float(),
         "faces": canonical.faces.long(),
         "skinning_weights": canonical.skinning_weights.float(),
         "poses": params["poses"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Tuple
 
 from hfavatar_ns.body.base import BodyModel
 from hfavatar_ns.errors import InputError
@@ -25,28 +25,31 @@ def make_body_model(kind: str = "free", body_model_dir: Optional[Path] = None, g
     raise InputError(f"Unknown body model {kind!r}; choose one of {', '.join(BODY_MODEL_KINDS)}.")
 
 
+
 CAPTURE_BODY_MODEL_FILE = "body_model.json"
 
 
-def body_model_for_capture(
-    capture_root: Path, kind: str = "auto", body_model_dir: Optional[Path] = None, gender: Optional[str] = None
-) -> BodyModel:
-    """The body model a capture's parameters belong to.
+def capture_body_model_choice(capture_root: Path, kind: str = "auto", gender: str = "neutral") -> Tuple[str, str]:
+    """Which body model (and gender) a capture's parameters belong to.
 
-    ``kind="auto"`` reads ``body_model.json`` in the capture (hfavatar-synth writes it: ``{"kind": ...,
-    "gender": ...}``) and otherwise assumes SMPL, which real ZJU-MoCap captures use. An explicit
-    ``gender`` overrides the file's.
+    ``kind="auto"`` reads ``body_model.json`` in the capture (hfavatar-synth writes ``{"kind": ...,
+    "gender": ...}``) and otherwise assumes SMPL, which real ZJU-MoCap captures use.
     """
     import json
 
-    info_path = Path(capture_root) / CAPTURE_BODY_MODEL_FILE
-    info = {}
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{info_path} is not valid JSON ({error}); fix or delete it.") from error
-    if kind == "auto":
-        kind = info.get("kind", "smpl")
-    gender = gender or info.get("gender", "neutral")
-    return make_body_model(kind, body_model_dir, gender=gender)
+    if kind != "auto":
+        return kind, gender
+    path = Path(capture_root) / CAPTURE_BODY_MODEL_FILE
+    if not path.is_file():
+        return "smpl", gender
+    try:
+        described = json.loads(path.read_text())
+        kind, gender = described["kind"], described.get("gender", gender)
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f'{path} must be JSON like {{"kind": "free" | "smpl", "gender": "neutral"}} ({error}). '
+            "Fix or delete it, or pass --body-model."
+        ) from error
+    if kind not in BODY_MODEL_KINDS:
+        raise InputError(f"{path}: unknown body model kind {kind!r}; use one of {', '.join(BODY_MODEL_KINDS)}.")
+    return kind, gender

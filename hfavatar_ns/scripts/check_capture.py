@@ -105,11 +105,12 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
 
     from dataparsers.zju_mocap.camera_conversion import make_cameras
     from dataparsers.zju_mocap.capture import read_capture, read_capture_mask
-    from hfavatar_ns.body.factory import body_model_for_capture
+    from hfavatar_ns.body.factory import capture_body_model_choice, make_body_model
 
     console = Console()
     capture = read_capture(config.data, params=config.params, masks=config.masks)
-    body = body_model_for_capture(config.data, config.body_model, config.body_model_dir, config.gender)
+    kind, gender = capture_body_model_choice(config.data, config.body_model, config.gender or "neutral")
+    body = make_body_model(kind, config.body_model_dir, gender)
     num_frames, num_cameras = len(capture.frame_indices), len(capture.camera_names)
     console.print(
         f"[bold]{config.data}[/bold]: {num_cameras} cameras, {num_frames} frames, params from "
