@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   -- main job on the embedded default capture
+#   make test   -- the test suite
+# Both create (and then reuse) a virtual environment in .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision that this workplace's pip finds on local disk for Python 3.11 (x86_64).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DEMO_DIR ?= data/synth-default
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install system-deps clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+# ffmpeg (ns-render videos) and libusb (open3d, imported by ns-export): installed when we are root.
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || missing="$$missing libusb-1.0-0"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing system packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install$$missing; install them yourself for ns-render/ns-export"; \
+	  else \
+	    echo "note: please install$$missing (e.g. sudo apt-get install$$missing) for ns-render/ns-export"; \
+	  fi; \
+	fi
+
+demo: install
+	$(BIN)/hfavatar-synth $(DEMO_DIR) --preset default
+	$(BIN)/hfavatar-check $(DEMO_DIR) --json $(DEMO_DIR)/check.json --output-dir $(DEMO_DIR)/check
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)
