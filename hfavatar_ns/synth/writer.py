@@ -1,0 +1,248 @@
+"""Make a synthetic capture and write it in the raw ZJU-MoCap layout, with ground truth beside it.
+
+Layout (``OUT/``)::
+
+    annots.npy                        {"cams": {"K", "R", "T" (mm), "D"}, "ims": [{"ims": [...]}, ...]}
+    Camera_B{k}/{i:06d}.jpg           k = 1..num_cameras, i = 0..num_frames-1
+    mask_cihp/Camera_B{k}/{i:06d}.png part labels (uint8): 0 background, 1 skin, 2 top, 3 bottom, 4 shoes, 5 hair
+    new_params/{i}.npy                {"poses" (1,72), "Rh" (1,3), "Th" (1,3), "shapes" (1,10)}
+    new_vertices/{i}.npy              posed body model vertices, world metres
+    body_model.json                   {"kind", "gender", "generator", "preset", "seed", ...}
+    ground_truth/canonical.ply        clothed subject, canonical pose (body model frame), vertex colours
+    ground_truth/posed/{i:06d}.ply    clothed subject per frame, world coordinates
+    ground_truth/subject.npz          canonical vertices, faces, skinning weights, materials, skirt flags
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Tuple
+
+import cv2
+import numpy as np
+import torch
+import trimesh
+from tqdm import tqdm
+
+from hfavatar_ns.body.base import BodyModel
+from hfavatar_ns.body.skinning import linear_blend_skinning
+from hfavatar_ns.errors import InputError
+from hfavatar_ns.synth import cameras as cam
+from hfavatar_ns.synth.config import SynthConfig
+from hfavatar_ns.synth.garment import PART_LABELS, ClothedSubject, build_clothed_subject
+from hfavatar_ns.synth.motion import ground_translation, walking_motion
+from hfavatar_ns.synth.raycast import embree_intersector, render
+from hfavatar_ns.synth.texture import TextureParams, albedo
+
+LIGHT_DIRECTION = np.array([0.35, -0.55, 0.75])
+"""Towards the light, world z-up: from above, slightly to one side."""
+AMBIENT, DIFFUSE = 0.45, 0.7
+_CHUNK = 16
+
+
+@dataclass
+class Sequence:
+    """Everything about the capture except the images."""
+
+    subject: ClothedSubject
+    poses: np.ndarray  # (F, 72)
+    Rh: np.ndarray  # (F, 3)
+    Th: np.ndarray  # (F, 3)
+    shapes: np.ndarray  # (10,)
+    cameras: cam.RingCameras
+
+
+def camera_name(index: int) -> str:
+    """``Camera_B{index + 1}`` (ZJU-MoCap numbers cameras from 1)."""
+    return f"Camera_B{index + 1}"
+
+
+def _pose(body_model: BodyModel, poses, Rh, Th, shapes) -> Tuple[torch.Tensor, torch.Tensor]:
+    batch = len(poses)
+    posed = body_model.pose(
+        torch.as_tensor(poses, dtype=torch.float32),
+        torch.as_tensor(np.tile(shapes, (batch, 1)), dtype=torch.float32),
+        torch.as_tensor(Rh, dtype=torch.float32),
+        torch.as_tensor(Th, dtype=torch.float32),
+    )
+    return posed.vertices, posed.bone_transforms, posed.joints
+
+
+def pose_subject(subject: ClothedSubject, bone_transforms: torch.Tensor) -> np.ndarray:
+    """Clothed subject vertices for a batch of bone transforms (canonical -> world), float64."""
+    vertices = torch.as_tensor(subject.vertices, dtype=torch.float64)
+    weights = torch.as_tensor(subject.skinning_weights, dtype=torch.float64)
+    batch = bone_transforms.shape[0]
+    posed = linear_blend_skinning(
+        vertices.expand(batch, -1, -1), weights.expand(batch, -1, -1), bone_transforms.to(torch.float64)
+    )
+    return posed.numpy()
+
+
+def make_sequence(config: SynthConfig, body_model: BodyModel) -> Sequence:
+    """Build the subject, the motion (on the ground) and cameras that see all of it."""
+    shapes = np.zeros(body_model.num_betas)
+    canonical = body_model.canonical(torch.as_tensor(shapes, dtype=torch.float32))
+    subject = build_clothed_subject(
+        canonical.vertices.numpy(),
+        canonical.faces.numpy(),
+        canonical.skinning_weights.numpy(),
+        canonical.joints.numpy(),
+        config.seed,
+    )
+    motion = walking_motion(
+        config.num_frames, config.frame_step, config.seed, config.gait_period, config.turn_period, config.path_radius
+    )
+    num_frames = config.num_frames
+    lowest = np.zeros(num_frames)
+    pelvis = np.zeros((num_frames, 2))
+    samples: List[np.ndarray] = []
+    stride = max(1, len(subject.vertices) // 4000)
+    for start in range(0, num_frames, _CHUNK):
+        frames = slice(start, min(start + _CHUNK, num_frames))
+        _, bones, joints = _pose(body_model, motion.poses[frames], motion.Rh[frames], np.zeros((frames.stop - start, 3)), shapes)
+        posed = pose_subject(subject, bones)
+        lowest[frames] = posed[..., 2].min(axis=1)
+        pelvis[frames] = joints[:, 0, :2].numpy()
+        samples.append(posed[:, ::stride])
+    Th = ground_translation(lowest, pelvis, motion.path)
+    points = np.concatenate([s + Th[start : start + len(s), None] for start, s in zip(range(0, num_frames, _CHUNK), samples)])
+    points = points.reshape(-1, 3)
+
+    rng = np.random.default_rng([config.seed, 4])
+    target = np.array([0.0, 0.0, 0.5 * points[:, 2].max()])
+    R, T = cam.ring_extrinsics(config.num_cameras, target, config.camera_distance, config.camera_elevation, rng)
+    size = config.resolution
+    focal = cam.fit_focal_length(R, T, points, size, size, config.frame_margin)
+    K = cam.intrinsics(config.num_cameras, focal, size, size, rng)
+    D = cam.random_distortion(config.num_cameras, config.max_distortion, rng)
+    cameras = cam.RingCameras(K=K, R=R, T=T, D=D, width=size, height=size)
+    return Sequence(subject=subject, poses=motion.poses, Rh=motion.Rh, Th=Th, shapes=shapes, cameras=cameras)
+
+
+def _prepare_output(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise InputError(
+            f"The output folder {output_dir} is not empty. Choose a new folder, or pass --overwrite to "
+            "write over it."
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write_annots(output_dir: Path, cameras: cam.RingCameras, num_frames: int) -> None:
+    names = [camera_name(c) for c in range(len(cameras))]
+    annots = {
+        "cams": {
+            "K": [k.astype(np.float64) for k in cameras.K],
+            "R": [r.astype(np.float64) for r in cameras.R],
+            "T": [(t * 1000.0).reshape(3, 1) for t in cameras.T],
+            "D": [d.reshape(5, 1) for d in cameras.D],
+        },
+        "ims": [{"ims": [f"{name}/{i:06d}.jpg" for name in names]} for i in range(num_frames)],
+    }
+    np.save(output_dir / "annots.npy", annots, allow_pickle=True)
+
+
+def _vertex_colours(subject: ClothedSubject, params: TextureParams) -> np.ndarray:
+    rgb = albedo(subject.vertices, subject.material, params)
+    return np.concatenate([np.round(rgb * 255), np.full((len(rgb), 1), 255)], axis=1).astype(np.uint8)
+
+
+def generate_capture(output_dir, config: SynthConfig, overwrite: bool = False, progress: bool = True) -> Path:
+    """Make the capture described by ``config`` and write it under ``output_dir``; returns the folder.
+
+    Deterministic: the same config (seed included) gives identical files.
+    """
+    from hfavatar_ns.body.factory import make_body_model
+
+    output_dir = Path(output_dir)
+    _prepare_output(output_dir, overwrite)
+    body_model = make_body_model(config.body_model, config.body_model_dir, config.gender)
+    sequence = make_sequence(config, body_model)
+    subject, cameras = sequence.subject, sequence.cameras
+    params = TextureParams(
+        seed=config.seed, skirt_axis=subject.skirt.axis, sole_height=subject.sole_height, sleeve_x=subject.sleeve_x
+    )
+    num_cameras, num_frames, size = len(cameras), config.num_frames, config.resolution
+
+    for folder in ["new_params", "new_vertices", "ground_truth/posed"] + [
+        p for c in range(num_cameras) for p in (camera_name(c), f"mask_cihp/{camera_name(c)}")
+    ]:
+        (output_dir / folder).mkdir(parents=True, exist_ok=True)
+    _write_annots(output_dir, cameras, num_frames)
+    trimesh.Trimesh(subject.vertices, subject.faces, vertex_colors=_vertex_colours(subject, params), process=False).export(
+        output_dir / "ground_truth" / "canonical.ply"
+    )
+    np.savez_compressed(
+        output_dir / "ground_truth" / "subject.npz",
+        vertices=subject.vertices.astype(np.float32),
+        faces=subject.faces.astype(np.int32),
+        skinning_weights=subject.skinning_weights.astype(np.float32),
+        material=subject.material.astype(np.uint8),
+        is_skirt=subject.is_skirt,
+    )
+
+    directions = [
+        cam.pixel_rays(cameras.K[c], cameras.R[c], cameras.T[c], cameras.D[c], size, size)[1].astype(np.float32)
+        for c in range(num_cameras)
+    ]
+    centres = cameras.centres
+    normals_source = trimesh.Trimesh(subject.vertices, subject.faces, process=False)
+
+    def albedo_fn(points, material):
+        return albedo(points, material, params)
+
+    bar = tqdm(total=num_frames * num_cameras, desc="hfavatar-synth", unit="img", disable=not progress)
+    for i in range(num_frames):
+        frame = slice(i, i + 1)
+        body_vertices, bones, _ = _pose(body_model, sequence.poses[frame], sequence.Rh[frame], sequence.Th[frame], sequence.shapes)
+        posed = pose_subject(subject, bones)[0]
+        params_i = {
+            "poses": sequence.poses[frame].astype(np.float32),
+            "Rh": sequence.Rh[frame].astype(np.float32),
+            "Th": sequence.Th[frame].astype(np.float32),
+            "shapes": sequence.shapes[None].astype(np.float32),
+        }
+        np.save(output_dir / "new_params" / f"{i}.npy", params_i, allow_pickle=True)
+        np.save(output_dir / "new_vertices" / f"{i}.npy", body_vertices[0].numpy().astype(np.float32))
+        if config.write_posed_meshes:
+            trimesh.Trimesh(posed, subject.faces, process=False).export(output_dir / "ground_truth" / "posed" / f"{i:06d}.ply")
+
+        intersector = embree_intersector(posed, subject.faces)
+        normals_source.vertices = posed
+        vertex_normals = np.asarray(normals_source.vertex_normals)
+        for c in range(num_cameras):
+            dirs = directions[c].astype(np.float64)
+            origins = np.broadcast_to(centres[c], dirs.shape)
+            colour, material, _ = render(
+                intersector, vertex_normals, subject.vertices, subject.face_material, albedo_fn,
+                origins, dirs, LIGHT_DIRECTION, AMBIENT, DIFFUSE,
+            )  # fmt: skip
+            image = np.round(colour.reshape(size, size, 3) * 255).astype(np.uint8)
+            labels = np.where(material >= 0, PART_LABELS[np.clip(material, 0, None)], 0).astype(np.uint8)
+            name = camera_name(c)
+            cv2.imwrite(
+                str(output_dir / name / f"{i:06d}.jpg"), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
+            )
+            cv2.imwrite(str(output_dir / "mask_cihp" / name / f"{i:06d}.png"), labels.reshape(size, size))
+            bar.update(1)
+    bar.close()
+
+    info = {
+        "kind": config.body_model,
+        "gender": config.gender,
+        "generator": "hfavatar-synth",
+        "preset": config.preset,
+        "seed": config.seed,
+        "num_cameras": num_cameras,
+        "num_frames": num_frames,
+        "resolution": [size, size],
+        "world_up": "+z",
+        "part_labels": {"0": "background", "1": "skin", "2": "top", "3": "bottom (shorts, skirt)", "4": "shoes", "5": "hair"},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+    }
+    (output_dir / "body_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    return output_dir
