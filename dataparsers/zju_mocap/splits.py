@@ -17,6 +17,8 @@ Presets:
   (ours, HumanNeRF defines none on raw ZJU): novel views = the other cameras every 30th training frame;
   novel poses = the frames after ``max_frames``, every 30th, on the other cameras.
 * ``custom``: cameras and frames given explicitly.
+* ``capture``: the capture's own protocol from its ``split.json`` (hfavatar-synth writes one).
+* ``auto``: ``capture`` when ``split.json`` exists, else ``neuralbody`` for a known ZJU-MoCap subject.
 
 Overrides (:class:`SplitOverrides`) apply to every preset: explicit camera/frame lists replace the
 preset's; ``*_frame_range`` (half-open ``[begin, end)``) replace its ranges. ``frame_stride`` subsamples the
@@ -27,7 +29,7 @@ novel-pose *ranges* (explicit ``test_frames`` are used as given).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Literal, Optional, Sequence, Tuple
 
@@ -35,7 +37,10 @@ from hfavatar_ns.errors import InputError
 
 SplitName = Literal["train", "val", "test", "novel_view", "novel_pose"]
 TestSplit = Literal["novel_view", "novel_pose"]
-Preset = Literal["neuralbody", "humannerf", "custom"]
+Preset = Literal["auto", "capture", "neuralbody", "humannerf", "custom"]
+CAPTURE_SPLIT_FILE = "split.json"
+"""A capture's own protocol (hfavatar-synth writes one): ``{"train_cameras": [...], "train_frames":
+[begin, end], "novel_pose_frames": [begin, end] or null, "test_frame_stride": k}``."""
 FrameRange = Tuple[int, int]
 
 
@@ -79,7 +84,8 @@ class SplitOverrides:
     train_frame_range: Optional[FrameRange] = None
     test_frame_range: Optional[FrameRange] = None
     frame_stride: int = 1
-    test_frame_stride: int = NEURALBODY_TEST_STRIDE
+    test_frame_stride: Optional[int] = None
+    """Held-out frames are every k-th; ``None``: the preset's (30 for ZJU-MoCap, the capture's own)."""
 
     @property
     def gives_frames(self) -> bool:
@@ -183,7 +189,54 @@ def custom_split(
     return _select(split, num_cameras, num_frames, (), None, None, overrides, test_split)
 
 
-PRESETS = {"neuralbody", "humannerf", "custom"}
+def capture_split(
+    split: str,
+    folder,
+    num_cameras: int,
+    num_frames: int,
+    overrides: SplitOverrides = SplitOverrides(),
+    test_split: TestSplit = "novel_view",
+) -> SplitSelection:
+    """The protocol written in the capture's ``split.json``."""
+    import json
+
+    path = Path(folder) / CAPTURE_SPLIT_FILE
+    try:
+        described = json.loads(path.read_text())
+        train_cameras = tuple(int(c) for c in described["train_cameras"])
+        train_range = tuple(int(f) for f in described["train_frames"])
+        pose = described.get("novel_pose_frames")
+        pose_range = tuple(int(f) for f in pose) if pose else None
+        stride = int(described.get("test_frame_stride", NEURALBODY_TEST_STRIDE))
+    except FileNotFoundError as error:
+        raise InputError(f"The capture split preset needs {path}; use another --split-preset.") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f'{path} must be JSON like {{"train_cameras": [0, 2], "train_frames": [0, 20], '
+            f'"novel_pose_frames": [20, 30], "test_frame_stride": 5}} ({error}). Fix it or use another --split-preset.'
+        ) from error
+    if overrides.test_frame_stride is None:
+        overrides = replace(overrides, test_frame_stride=stride)
+    return _select(split, num_cameras, num_frames, train_cameras, train_range, pose_range, overrides, test_split)  # type: ignore[arg-type]
+
+
+def resolve_preset(preset: Preset, folder) -> str:
+    """The concrete preset ``auto`` stands for in ``folder``."""
+    if preset != "auto":
+        return preset
+    if (Path(folder) / CAPTURE_SPLIT_FILE).is_file():
+        return "capture"
+    if subject_id(folder) in NEURALBODY_SUBJECTS:
+        return "neuralbody"
+    raise InputError(
+        f"Cannot tell which train/test protocol fits {folder}: it has no {CAPTURE_SPLIT_FILE} and is not a known "
+        f"ZJU-MoCap subject ({', '.join('CoreView_' + s for s in NEURALBODY_SUBJECTS)}). Choose one: "
+        "--split-preset neuralbody with --train-frame-range BEGIN END (and --test-frame-range), "
+        "or --split-preset custom with --train-cameras and --train-frames."
+    )
+
+
+PRESETS = {"auto", "capture", "neuralbody", "humannerf", "custom"}
 
 
 def select_split(
@@ -196,6 +249,9 @@ def select_split(
     test_split: TestSplit = "novel_view",
 ) -> SplitSelection:
     """The cameras and frames of ``split`` under ``preset`` for the capture in ``folder``."""
+    preset = resolve_preset(preset, folder)  # type: ignore[assignment]
+    if preset == "capture":
+        return capture_split(split, folder, num_cameras, num_frames, overrides, test_split)
     if preset == "neuralbody":
         return neuralbody_split(split, subject_id(folder), num_cameras, num_frames, overrides, test_split)
     if preset == "humannerf":
@@ -236,6 +292,8 @@ def _select(
     test_split: TestSplit,
 ) -> SplitSelection:
     name = resolve_split_name(split, test_split)
+    if overrides.test_frame_stride is None:
+        overrides = replace(overrides, test_frame_stride=NEURALBODY_TEST_STRIDE)
     if overrides.frame_stride < 1 or overrides.test_frame_stride < 1:
         raise InputError(
             f"Frame strides must be >= 1 (got {overrides.frame_stride} and {overrides.test_frame_stride})."

@@ -65,8 +65,9 @@ class ZJUMocapDataParserConfig(DataParserConfig):
     """Folder with the SMPL model files (e.g. smpl/SMPL_NEUTRAL.pkl); needed for smpl."""
     gender: Literal["neutral", "male", "female"] = "neutral"
     """SMPL gender (ZJU-MoCap was fitted with the neutral model). With body_model auto, body_model.json's wins."""
-    split_preset: Preset = "neuralbody"
-    """neuralbody (cameras 0,6,12,18; per-subject frames), humannerf (monocular camera 0) or custom."""
+    split_preset: Preset = "auto"
+    """auto (the capture's split.json, else neuralbody for a known subject), capture (split.json), neuralbody
+    (cameras 0,6,12,18; per-subject frames), humannerf (monocular camera 0) or custom."""
     train_cameras: Optional[Tuple[int, ...]] = None
     """Training camera indices into annots.npy (0 = Camera_B1 / Camera (1)); replaces the preset's."""
     test_cameras: Optional[Tuple[int, ...]] = None
@@ -81,8 +82,8 @@ class ZJUMocapDataParserConfig(DataParserConfig):
     """Novel-pose frames as a half-open range BEGIN END (taken every test_frame_stride-th)."""
     frame_stride: int = 1
     """Use every n-th training frame."""
-    test_frame_stride: int = 30
-    """Use every n-th frame of the held-out frame ranges (NeuralBody: 30)."""
+    test_frame_stride: Optional[int] = None
+    """Use every n-th frame of the held-out frame ranges; default: the preset's (NeuralBody: 30)."""
     test_split: TestSplit = "novel_view"
     """What nerfstudio's "val" and "test" splits evaluate: novel_view or novel_pose."""
     downscale_factor: int = 1

@@ -19,7 +19,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -245,4 +245,20 @@ def generate_capture(output_dir, config: SynthConfig, overwrite: bool = False, p
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
     }
     (output_dir / "body_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    (output_dir / "split.json").write_text(json.dumps(capture_protocol(num_cameras, num_frames), indent=2) + "\n")
     return output_dir
+
+
+def capture_protocol(num_cameras: int, num_frames: int) -> Dict[str, object]:
+    """The capture's train/test protocol, NeuralBody-like: 4 (or half the) cameras spread around the ring
+    train on the first two thirds of the frames; the other cameras are the novel views, the last third
+    of the frames the novel poses; held-out frames every k-th so each set has about four frames."""
+    num_train_cameras = 4 if num_cameras >= 8 else max(1, num_cameras // 2)
+    train_cameras = sorted({int(round(c)) for c in np.linspace(0, num_cameras, num_train_cameras, endpoint=False)})
+    num_train_frames = max(1, int(round(num_frames * 2 / 3)))
+    return {
+        "train_cameras": train_cameras,
+        "train_frames": [0, num_train_frames],
+        "novel_pose_frames": [num_train_frames, num_frames] if num_train_frames < num_frames else None,
+        "test_frame_stride": max(1, num_train_frames // 4),
+    }

@@ -1,0 +1,1 @@
+"""Fields of the avatar: canonical SDF (body prior + learned residual) and colour."""

@@ -1,0 +1,150 @@
+"""The canonical avatar field: SDF = body-prior SDF + hash-grid residual, and a colour head.
+
+The body prior carries the coarse shape, so the hash grid spends its capacity on what the body
+model lacks (clothing, wrinkles, hair). The residual's last layer starts at zero: before any
+training the zero level set is exactly the canonical body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Literal, Optional, Tuple, Type
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from nerfstudio.configs.base_config import InstantiateConfig
+from nerfstudio.field_components.encodings import HashEncoding, SHEncoding
+
+
+@dataclass
+class AvatarFieldConfig(InstantiateConfig):
+    """Canonical SDF residual (hash grid + MLP) and colour head."""
+
+    _target: Type = field(default_factory=lambda: AvatarField)
+    implementation: Literal["tcnn", "torch"] = "tcnn"
+    """Hash-grid implementation: tcnn (falls back to torch when tiny-cuda-nn is absent) or torch."""
+    num_levels: int = 16
+    features_per_level: int = 2
+    log2_hashmap_size: int = 19
+    base_resolution: int = 16
+    max_resolution: int = 2048
+    """Finest hash-grid resolution over the canonical box (2048 over ~2 m: ~1 mm cells)."""
+    hidden_dim: int = 64
+    num_layers: int = 2
+    geo_feature_dim: int = 15
+    color_hidden_dim: int = 64
+    color_num_layers: int = 2
+    pose_feature_dim: int = 8
+    """Width of the pose conditioning of the colour head (a linear map of the 69-d body pose)."""
+    sh_levels: int = 2
+    """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
+    residual_scale: float = 0.1
+    """The residual SDF is tanh-bounded to +-residual_scale metres: detail, not a new body."""
+    init_inv_s: float = 20.0
+    """Initial NeuS sharpness (inverse standard deviation of the logistic density)."""
+
+
+class AvatarField(nn.Module):
+    """SDF and colour in canonical space.
+
+    Args:
+        config: the field's settings.
+        bounds: [2,3] canonical box the hash grid covers (a margin around the canonical body).
+        prior_sdf: callable mapping canonical points [N,3] to the body's signed distance [N].
+    """
+
+    def __init__(self, config: AvatarFieldConfig, bounds: Float[Tensor, "2 3"], prior_sdf: nn.Module):
+        super().__init__()
+        self.config = config
+        self.register_buffer("bounds", bounds.clone().float())
+        self.prior_sdf = prior_sdf
+        self.encoding = HashEncoding(
+            num_levels=config.num_levels,
+            min_res=config.base_resolution,
+            max_res=config.max_resolution,
+            log2_hashmap_size=config.log2_hashmap_size,
+            features_per_level=config.features_per_level,
+            implementation=config.implementation,
+        )
+        layers = []
+        width_in = self.encoding.get_out_dim() + 3
+        for _ in range(config.num_layers):
+            layers += [nn.Linear(width_in, config.hidden_dim), nn.Softplus(beta=100)]
+            width_in = config.hidden_dim
+        self.geometry_mlp = nn.Sequential(*layers)
+        self.geometry_head = nn.Linear(width_in, 1 + config.geo_feature_dim)
+        with torch.no_grad():  # start exactly at the body prior: zero residual
+            self.geometry_head.weight[0].zero_()
+            self.geometry_head.bias[0].zero_()
+
+        self.direction_encoding = SHEncoding(levels=config.sh_levels) if config.sh_levels > 0 else None
+        direction_dim = self.direction_encoding.get_out_dim() if self.direction_encoding is not None else 0
+        self.pose_encoder = nn.Linear(69, config.pose_feature_dim) if config.pose_feature_dim > 0 else None
+        color_in = config.geo_feature_dim + 3 + direction_dim + config.pose_feature_dim
+        color_layers = []
+        for _ in range(config.color_num_layers):
+            color_layers += [nn.Linear(color_in, config.color_hidden_dim), nn.ReLU()]
+            color_in = config.color_hidden_dim
+        color_layers += [nn.Linear(color_in, 3), nn.Sigmoid()]
+        self.color_mlp = nn.Sequential(*color_layers)
+        self.log_inv_s = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(config.init_inv_s)))))
+
+    def normalize(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        """Canonical points to the hash grid's unit cube (clamped: the grid is only defined inside)."""
+        return ((points - self.bounds[0]) / (self.bounds[1] - self.bounds[0])).clamp(0.0, 1.0)
+
+    def forward_geonetwork(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
+        """``[sdf, geometry features]`` at canonical points (the contract ``ns-export marching-cubes`` uses)."""
+        flat = points.reshape(-1, 3)
+        features = self.encoding(self.normalize(flat)).float()
+        hidden = self.geometry_mlp(torch.cat([features, flat], dim=-1))
+        head = self.geometry_head(hidden)
+        residual = self.config.residual_scale * torch.tanh(head[:, :1] / self.config.residual_scale)
+        sdf = self.prior_sdf(flat)[:, None] + residual
+        return torch.cat([sdf, head[:, 1:]], dim=-1).reshape(*points.shape[:-1], -1)
+
+    def get_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
+        return self.forward_geonetwork(points)[..., :1]
+
+    def residual_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
+        """The learned part alone (for regularisation and inspection)."""
+        return self.get_sdf(points) - self.prior_sdf(points.reshape(-1, 3)).reshape(*points.shape[:-1], 1)
+
+    def sdf_and_gradient(
+        self, points: Float[Tensor, "*bs 3"]
+    ) -> Tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs C"], Float[Tensor, "*bs 3"]]:
+        """SDF, geometry features and the SDF's gradient w.r.t. ``points`` (kept in the graph for the
+        eikonal loss). ``points`` may be a non-leaf tensor (the output of the backward deformation)."""
+        with torch.enable_grad():
+            if not points.requires_grad:
+                points = points.detach().requires_grad_(True)
+            output = self.forward_geonetwork(points)
+            sdf, features = output[..., :1], output[..., 1:]
+            (gradient,) = torch.autograd.grad(
+                sdf, points, grad_outputs=torch.ones_like(sdf), create_graph=self.training, retain_graph=True
+            )
+        return sdf, features, gradient
+
+    def get_color(
+        self,
+        features: Float[Tensor, "*bs C"],
+        normals: Float[Tensor, "*bs 3"],
+        directions: Float[Tensor, "*bs 3"],
+        body_pose: Optional[Float[Tensor, "*bs 69"]] = None,
+    ) -> Float[Tensor, "*bs 3"]:
+        """Colour from canonical features, the (observation-space) normal and view direction, and the pose."""
+        inputs = [features, normals]
+        if self.direction_encoding is not None:
+            inputs.append(self.direction_encoding(directions))  # torch SH: unit vectors in
+        if self.pose_encoder is not None:
+            pose = body_pose if body_pose is not None else features.new_zeros(*features.shape[:-1], 69)
+            inputs.append(self.pose_encoder(pose))
+        return self.color_mlp(torch.cat(inputs, dim=-1))
+
+    def inv_s(self) -> Tensor:
+        return torch.exp(self.log_inv_s).clamp(1.0, 1e6)
+
+    def get_param_groups(self) -> Dict[str, list]:
+        return {"fields": list(self.parameters())}

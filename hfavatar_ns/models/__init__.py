@@ -1,0 +1,1 @@
+"""The HF-Avatar model."""
