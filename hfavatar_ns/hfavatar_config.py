@@ -64,7 +64,7 @@ def hfavatar_trainer(lite: bool) -> TrainerConfig:
                     max_resolution=512 if lite else 2048,
                     hidden_dim=32 if lite else 64,
                 ),
-                sampler=InnerSamplerConfig(num_samples=24 if lite else 64),
+                sampler=InnerSamplerConfig(num_samples=32 if lite else 64),
                 deformation=BackwardDeformationConfig(),
                 prior_sdf_resolution=64 if lite else 128,
                 cos_anneal_end=500 if lite else 5000,

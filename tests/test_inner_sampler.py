@@ -183,7 +183,7 @@ def test_mixed_frame_batch_uses_each_frames_grid(tight_box):
     # frame 0: a sphere at x = -0.5; frame 1: the same sphere at x = +0.5
     left, faces = _sphere(0.2, (-0.5, 0, 0))
     right, _ = _sphere(0.2, (0.5, 0, 0))
-    sampler = InnerSamplerConfig(num_samples=16, grid_resolution=32, tight_box=tight_box).setup()
+    sampler = InnerSamplerConfig(num_samples=16, grid_resolution=32, margin=MARGIN, tight_box=tight_box).setup()
     sampler.set_frames(torch.stack([left, right]), faces, BOX)
     sampler.eval()
     frames = torch.tensor([0, 1, 1, 0, 1])
@@ -205,7 +205,7 @@ def test_ray_samples_shapes_and_nerfstudio_compatibility():
     from nerfstudio.model_components.ray_samplers import PDFSampler
 
     vertices, faces = _two_spheres()
-    sampler = InnerSamplerConfig(num_samples=24, grid_resolution=32).setup()
+    sampler = InnerSamplerConfig(num_samples=24, grid_resolution=32, margin=MARGIN).setup()
     sampler.set_frames(vertices[None], faces, BOX)
     sampler.train()
     count = 6

@@ -40,8 +40,9 @@ class AvatarFieldConfig(InstantiateConfig):
     """Width of the pose conditioning of the colour head (a linear map of the 69-d body pose)."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
-    residual_scale: float = 0.1
-    """The residual SDF is tanh-bounded to +-residual_scale metres: detail, not a new body."""
+    residual_scale: float = 0.25
+    """The residual SDF is tanh-bounded to +-residual_scale metres: clothing and detail, not a new body
+    (a flared skirt reaches ~17 cm beyond the body)."""
     init_inv_s: float = 20.0
     """Initial NeuS sharpness (inverse standard deviation of the logistic density)."""
 
@@ -89,6 +90,8 @@ class AvatarField(nn.Module):
             color_in = config.color_hidden_dim
         color_layers += [nn.Linear(color_in, 3), nn.Sigmoid()]
         self.color_mlp = nn.Sequential(*color_layers)
+        self.use_residual = True
+        """False renders the body prior alone (for comparisons); not saved."""
         self.log_inv_s = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(config.init_inv_s)))))
 
     def normalize(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
@@ -102,6 +105,8 @@ class AvatarField(nn.Module):
         hidden = self.geometry_mlp(torch.cat([features, flat], dim=-1))
         head = self.geometry_head(hidden)
         residual = self.config.residual_scale * torch.tanh(head[:, :1] / self.config.residual_scale)
+        if not self.use_residual:
+            residual = torch.zeros_like(residual)
         sdf = self.prior_sdf(flat)[:, None] + residual
         return torch.cat([sdf, head[:, 1:]], dim=-1).reshape(*points.shape[:-1], -1)
 

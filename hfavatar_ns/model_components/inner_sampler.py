@@ -584,8 +584,9 @@ class InnerSamplerConfig:
     """Even steps of the march through each frame's grid box (resolution of the intervals)."""
     grid_resolution: int = 64
     """Voxels per side of each frame's occupancy grid."""
-    margin: float = 0.05
-    """Dilation of the posed body, metres (the reference uses about 5 cm)."""
+    margin: float = 0.15
+    """Dilation of the posed body, metres. The reference uses about 5 cm for tight clothing; loose
+    clothing (a flared skirt reaches ~17 cm beyond the body) needs more."""
     tight_box: bool = True
     """Give each frame's grid a cube around its posed body (finer voxels); otherwise the scene box."""
     train_stratified: bool = True

@@ -125,6 +125,28 @@ class HFAvatarModel(Model):
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = structural_similarity_index_measure
 
+    # ------------------------------------------------------------------ geometry queries
+
+    def canonical_sdf(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+        """The avatar's SDF in canonical space."""
+        return self.field.get_sdf(points).reshape(-1)
+
+    def posed_sdf(self, points: Float[Tensor, "N 3"], frame_row: int) -> Float[Tensor, "N"]:
+        """The avatar's SDF at observation-space points of one frame (row of the per-frame tables)."""
+        frames = torch.full((points.shape[0],), int(frame_row), dtype=torch.long, device=points.device)
+        canonical, _ = self.deformation(points, frames)
+        return self.field.get_sdf(canonical).reshape(-1)
+
+    @property
+    def canonical_bounds(self) -> Float[Tensor, "2 3"]:
+        return self.field.bounds
+
+    def posed_bounds(self, frame_row: int, margin: Optional[float] = None) -> Float[Tensor, "2 3"]:
+        """A box around one frame's posed body, wide enough for loose clothing."""
+        margin = self.config.sampler.margin + 0.05 if margin is None else margin
+        vertices = self.posed_vertices[int(frame_row)]
+        return torch.stack([vertices.min(0).values - margin, vertices.max(0).values + margin])
+
     # ------------------------------------------------------------------ nerfstudio hooks
 
     def get_param_groups(self) -> Dict[str, List[nn.Parameter]]:

@@ -1,0 +1,1 @@
+"""Metrics for avatars: meshes against ground truth, images against held-out views."""
