@@ -30,3 +30,23 @@ def exit_on_input_error(main: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def install_excepthook() -> None:
+    """Make an uncaught :class:`InputError` print as one message instead of a traceback.
+
+    Called when nerfstudio loads the plugin, so ``ns-train`` & co. report bad input data the way our
+    own commands do. Other exceptions keep their tracebacks.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_hfavatar", False):
+        return
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, InputError):
+            print(f"error: {value}", file=sys.stderr)
+        else:
+            previous(kind, value, traceback)
+
+    hook._hfavatar = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -61,8 +61,10 @@ def hfavatar_trainer(lite: bool) -> TrainerConfig:
                 sdf_field=AvatarFieldConfig(
                     implementation="torch" if lite else "tcnn",
                     log2_hashmap_size=16 if lite else 19,
-                    max_resolution=512 if lite else 2048,
+                    max_resolution=256 if lite else 2048,
                     hidden_dim=32 if lite else 64,
+                    # Few views and frames: view- and pose-dependent colour would only overfit.
+                    sh_levels=0 if lite else 2,
                 ),
                 sampler=InnerSamplerConfig(num_samples=32 if lite else 64),
                 deformation=BackwardDeformationConfig(),

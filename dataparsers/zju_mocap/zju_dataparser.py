@@ -46,7 +46,7 @@ from dataparsers.zju_mocap.capture import (
 )
 from dataparsers.zju_mocap.image_cache import resized_size, write_mask, write_resized_image
 from dataparsers.zju_mocap.splits import Preset, SplitOverrides, TestSplit, select_split, table_frames
-from hfavatar_ns.errors import InputError
+from hfavatar_ns.errors import InputError, install_excepthook
 
 POSE_BATCH = 64
 VERTEX_MISMATCH_WARN_M = 0.02
@@ -274,6 +274,8 @@ def compute_body_tables(
         "frame_indices": torch.as_tensor(capture.frame_indices, dtype=torch.long),
     }
 
+
+install_excepthook()  # ns-* commands print our input errors as messages, not tracebacks
 
 zju_mocap_dataparser = DataParserSpecification(
     config=ZJUMocapDataParserConfig(),

@@ -302,17 +302,23 @@ class BackwardDeformation(nn.Module):
         Returns:
             points_canonical: skinned-back points plus the non-rigid offset.
             aux: ``skinning_weights`` [N, 24] (of the last iteration), ``points_skinned`` [N, 3] (before
-                the non-rigid offset), ``non_rigid_offset`` [N, 3].
+                the non-rigid offset), ``non_rigid_offset`` [N, 3], ``body_distance`` [N] (distance of the
+                observation point to the frame's posed body, from the precomputed grid).
         """
         self._require_body()
         frame_indices = frame_indices.reshape(-1).long()
-        initial_weights = self.observation_grids.query(points_obs, frame_indices)
+        initial_weights, body_distance = self.observation_grids.query_with_distance(points_obs, frame_indices)
         table, rows = self.bone_transform_table(frame_indices)
         points_skinned, weights = iterative_backward_deformation(
             points_obs, table, initial_weights, self.skinning_field, self.config.num_iterations, rows
         )
         offset = self.non_rigid(points_skinned, self.frame_poses(frame_indices)[:, 3:])
-        aux = {"skinning_weights": weights, "points_skinned": points_skinned, "non_rigid_offset": offset}
+        aux = {
+            "skinning_weights": weights,
+            "points_skinned": points_skinned,
+            "non_rigid_offset": offset,
+            "body_distance": body_distance,
+        }
         return points_skinned + offset, aux
 
     def forward_deform(

@@ -71,6 +71,12 @@ def nearest_vertex_skinning_weights(
     return weights.to(device=points.device, dtype=points.dtype)
 
 
+def nearest_vertex_distance(points: Float[Tensor, "N 3"], vertices: Float[Tensor, "V 3"]) -> Float[Tensor, "N"]:
+    """Distance from each point to its nearest vertex (precompute-time only, CPU KD-tree)."""
+    distances, _ = cKDTree(vertices.detach().cpu().double().numpy()).query(points.detach().cpu().double().numpy(), k=1)
+    return torch.from_numpy(np.asarray(distances)).to(device=points.device, dtype=points.dtype)
+
+
 def grid_node_positions(
     bounds_min: Float[Tensor, "3"], bounds_max: Float[Tensor, "3"], resolution: Resolution
 ) -> Float[Tensor, "X Y Z 3"]:
@@ -226,7 +232,7 @@ class PerFrameWeightGrids(nn.Module):
         self.k = k
         self.storage_dtype = dtype
         self.num_frames = posed_vertices.shape[0]
-        self.num_channels = vertex_weights.shape[-1]
+        self.num_channels = vertex_weights.shape[-1] + 1  # the skinning weights, then the distance to the body
         self.register_buffer("posed_vertices", posed_vertices.detach().float(), persistent=False)
         self.register_buffer("vertex_weights", vertex_weights.detach().float(), persistent=False)
         bounds_min = self.posed_vertices.amin(dim=1) - margin
@@ -267,18 +273,30 @@ class PerFrameWeightGrids(nn.Module):
                 self.resolution,
                 self.k,
             )
-            self.table[frame] = grid.values.permute(1, 2, 3, 0).to(self.storage_dtype)
+            nodes = grid_node_positions(self.bounds_min[frame], self.bounds_max[frame], self.resolution)
+            distance = nearest_vertex_distance(nodes.reshape(-1, 3), self.posed_vertices[frame])
+            values = torch.cat([grid.values.permute(1, 2, 3, 0), distance.reshape(*nodes.shape[:3], 1)], dim=-1)
+            self.table[frame] = values.to(self.storage_dtype)
             self._built[frame] = True
 
     def grid(self, frame: int) -> WeightGrid:
         """One frame's grid in the :class:`WeightGrid` layout (built if missing)."""
         self.build([frame])
-        values = self.table[frame].permute(3, 0, 1, 2).float()
+        values = self.table[frame][..., :-1].permute(3, 0, 1, 2).float()
         return WeightGrid(values=values, bounds_min=self.bounds_min[frame], bounds_max=self.bounds_max[frame])
 
     def query(self, points: Float[Tensor, "N 3"], frame_indices: Int[Tensor, "N"]) -> Float[Tensor, "N J"]:
         """Observation-space skinning weights of points, each in its own frame's grid (rows sum to 1)."""
+        return self.query_with_distance(points, frame_indices)[0]
+
+    def query_with_distance(
+        self, points: Float[Tensor, "N 3"], frame_indices: Int[Tensor, "N"]
+    ) -> Tuple[Float[Tensor, "N J"], Float[Tensor, "N"]]:
+        """Skinning weights and the distance to the frame's posed body (nearest vertex, metres; outside
+        the grid's box: the value at the box plus the distance to the box)."""
         if not self._built.all():
             self.build(torch.unique(frame_indices).cpu())
-        weights = sample_stacked_grids(self.table, self.bounds_min, self.bounds_max, points, frame_indices)
-        return _renormalise(weights)
+        values = sample_stacked_grids(self.table, self.bounds_min, self.bounds_max, points, frame_indices)
+        low, high = self.bounds_min[frame_indices], self.bounds_max[frame_indices]
+        outside = (points - points.clamp(min=low, max=high)).norm(dim=-1)
+        return _renormalise(values[:, :-1]), values[:, -1] + outside

@@ -64,14 +64,21 @@ class HFAvatarModelConfig(ModelConfig):
     background_color: Literal["black", "white"] = "black"
     """Colour of pixels outside the foreground mask (ZJU-MoCap methods train on black)."""
     rgb_loss_mult: float = 1.0
-    mask_loss_mult: float = 0.1
+    mask_loss_mult: float = 1.0
     eikonal_loss_mult: float = 0.1
-    residual_loss_mult: float = 0.01
+    residual_loss_mult: float = 0.05
     """L1 on the residual SDF: keep to the body where the images say nothing."""
     non_rigid_loss_mult: float = 1.0
     """L2 on the non-rigid offsets (metres^2): skinning explains the motion unless the images disagree."""
     skinning_loss_mult: float = 0.01
     """L2 on the learned skinning-logit residual: stay close to the body's weights."""
+    silhouette_loss_mult: float = 0.1
+    """Weight of the silhouette loss on each ray's smallest SDF against the foreground mask."""
+    silhouette_sharpness: float = 50.0
+    """Logit scale (1/metres) of the silhouette loss."""
+    mapping_tolerance: float = 0.03
+    """Metres by which a sample's distance to the posed body may exceed its canonical point's distance to
+    the canonical body before the mapping counts as spurious (see ``reject_inconsistent_mapping``); 0: off."""
     cos_anneal_end: int = 2000
     """Steps over which NeuS's cos-anneal ratio goes from 0 to 1."""
 
@@ -91,12 +98,15 @@ class HFAvatarModel(Model):
         canonical_vertices, bone_transforms = rebase_to_canonical(
             rest_vertices, weights, rest_to_canonical, body["bone_transforms"].float()
         )
-        self.register_buffer("bone_transforms", bone_transforms)
-        self.register_buffer("body_poses", body["poses"].float())
-        self.register_buffer("posed_vertices", body["posed_vertices"].float())
+        # Per-frame tables come from the dataparser at construction; never saved in checkpoints.
+        self.register_buffer("bone_transforms", bone_transforms, persistent=False)
+        self.register_buffer("body_poses", body["poses"].float(), persistent=False)
+        self.register_buffer("posed_vertices", body["posed_vertices"].float(), persistent=False)
+        self.register_buffer("body_faces", faces, persistent=False)
+        self.register_buffer("frame_ids", body["frame_indices"].long(), persistent=False)
         frame_ids = body["frame_indices"].float()
         span = (frame_ids.max() - frame_ids.min()).clamp(min=1.0)
-        self.register_buffer("frame_times", (frame_ids - frame_ids.min()) / span)
+        self.register_buffer("frame_times", (frame_ids - frame_ids.min()) / span, persistent=False)
         self.num_frames = int(bone_transforms.shape[0])
 
         margin = self.config.canonical_margin
@@ -134,8 +144,29 @@ class HFAvatarModel(Model):
     def posed_sdf(self, points: Float[Tensor, "N 3"], frame_row: int) -> Float[Tensor, "N"]:
         """The avatar's SDF at observation-space points of one frame (row of the per-frame tables)."""
         frames = torch.full((points.shape[0],), int(frame_row), dtype=torch.long, device=points.device)
-        canonical, _ = self.deformation(points, frames)
-        return self.field.get_sdf(canonical).reshape(-1)
+        canonical, aux = self.deformation(points, frames)
+        sdf = self.reject_inconsistent_mapping(self.field.get_sdf(canonical), canonical, aux["body_distance"])
+        return sdf.reshape(-1)
+
+    def reject_inconsistent_mapping(
+        self, sdf: Float[Tensor, "N 1"], points_canonical: Float[Tensor, "N 3"], body_distance: Float[Tensor, "N"]
+    ) -> Float[Tensor, "N 1"]:
+        """Empty space where inverse skinning sent a point much closer to the body than it is.
+
+        Backward skinning has spurious solutions: a point beside a shoulder, given arm weights by its
+        nearest vertices, lands inside the canonical arm and would render a phantom "wing". Skinning is
+        close to an isometry near the body, so a point's distance to the posed body (``body_distance``)
+        and its canonical point's distance to the canonical body (``|prior SDF|``) should agree. Where
+        the posed distance exceeds the canonical one by more than the tolerance, the SDF is blended (over
+        one more tolerance) towards the posed distance: outside, as the point really is.
+        """
+        tolerance = self.config.mapping_tolerance
+        if tolerance <= 0:
+            return sdf
+        prior = self.prior_sdf(points_canonical).detach().abs()
+        excess = body_distance.detach() - prior - tolerance
+        blend = (excess / tolerance).clamp(0.0, 1.0)[:, None]
+        return (1.0 - blend) * sdf + blend * body_distance.detach()[:, None]
 
     @property
     def canonical_bounds(self) -> Float[Tensor, "2 3"]:
@@ -201,6 +232,7 @@ class HFAvatarModel(Model):
             sample_frames = frames[hit][:, None].expand(-1, num_samples).reshape(-1)
             points_canonical, deformation_aux = self.deformation(points_obs, sample_frames)
             sdf, features, gradient = self.field.sdf_and_gradient(points_canonical)
+            sdf = self.reject_inconsistent_mapping(sdf, points_canonical, deformation_aux["body_distance"])
             # Rotate the canonical gradient into observation space with the blended bone transform
             # (for a rotation R, the inverse-transpose the chain rule asks for is R itself).
             blended = blend_point_transforms(
@@ -217,6 +249,10 @@ class HFAvatarModel(Model):
             rgb_samples = rgb_samples.index_put((hit,), colors.reshape(-1, num_samples, 3))
             normals_obs = normals_obs.index_put((hit,), F.normalize(gradient_obs, dim=-1).reshape(-1, num_samples, 3))
             if self.training:
+                # Closest approach of each hit ray to the surface: drives the silhouette loss.
+                min_sdf = torch.full((num_rays, 1), float("inf"), device=device)
+                min_sdf = min_sdf.index_put((hit,), sdf.reshape(-1, num_samples).min(dim=1).values[:, None])
+                outputs["ray_min_sdf"] = min_sdf
                 outputs["eikonal_gradients"] = gradient
                 outputs["residual_sdf"] = sdf - self.prior_sdf(points_canonical)[:, None]
                 outputs["non_rigid_offset"] = deformation_aux["non_rigid_offset"]
@@ -231,7 +267,7 @@ class HFAvatarModel(Model):
             rgb=rgb.clamp(0.0, 1.0) if not self.training else rgb,
             accumulation=accumulation,
             depth=depth,
-            normals=(normals + 1.0) / 2.0,
+            normals=(normals + 1.0) / 2.0 * accumulation,
         )
         return outputs
 
@@ -254,6 +290,16 @@ class HFAvatarModel(Model):
         losses = {"rgb_loss": self.config.rgb_loss_mult * F.l1_loss(outputs["rgb"], target)}
         accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
         losses["mask_loss"] = self.config.mask_loss_mult * F.binary_cross_entropy(accumulation, mask)
+        if "ray_min_sdf" in outputs and self.config.silhouette_loss_mult > 0:
+            # IDR-style: a foreground ray must come within the surface somewhere, a background ray must
+            # stay outside. Unlike the accumulation loss, its gradient does not vanish far from the
+            # current surface, so loose clothing the body prior lacks can grow out of it.
+            hits = torch.isfinite(outputs["ray_min_sdf"])
+            if hits.any():
+                logits = -self.config.silhouette_sharpness * outputs["ray_min_sdf"][hits]
+                losses["silhouette_loss"] = self.config.silhouette_loss_mult * F.binary_cross_entropy_with_logits(
+                    logits, mask[hits]
+                )
         if "eikonal_gradients" in outputs:
             norms = outputs["eikonal_gradients"].norm(dim=-1)
             losses["eikonal_loss"] = self.config.eikonal_loss_mult * ((norms - 1.0) ** 2).mean()

@@ -62,7 +62,8 @@ class SynthConfig:
 
 PRESETS: Dict[str, SynthConfig] = {
     # Unit tests: seconds to make.
-    "tiny": SynthConfig(preset="tiny", num_cameras=4, num_frames=6, resolution=96, frame_step=5),
+    # Tests: 3 training cameras 60 degrees apart and 3 held-out ones between them.
+    "tiny": SynthConfig(preset="tiny", num_cameras=6, num_frames=6, resolution=96, frame_step=5),
     # The demo: trains on 2 CPU cores in minutes; 60 motion steps = two walking cycles and a 90 degree turn.
     "default": SynthConfig(preset="default", num_cameras=8, num_frames=30, resolution=256, frame_step=2),
     # ZJU-MoCap sized: 23 cameras, 300 frames, 1024x1024.

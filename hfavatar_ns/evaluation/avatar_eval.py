@@ -1,0 +1,96 @@
+"""Evaluate a trained avatar: held-out views against the images, posed meshes against ground truth,
+each beside the body prior alone (the same model with its learned SDF residual switched off)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+import trimesh
+
+from hfavatar_ns.evaluation.mesh_metrics import mesh_metrics
+from hfavatar_ns.geometry.mesh_extraction import evaluate_sdf_grid, marching_cubes_mesh
+
+
+@contextmanager
+def body_prior_only(model) -> Iterator[None]:
+    """Render/extract with the residual SDF off: the body prior's geometry with the learned colour."""
+    previous = model.field.use_residual
+    model.field.use_residual = False
+    try:
+        yield
+    finally:
+        model.field.use_residual = previous
+
+
+def psnr(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    mse = torch.mean((predicted.clamp(0, 1) - target) ** 2).clamp(min=1e-10)
+    return float(-10.0 * torch.log10(mse))
+
+
+@torch.no_grad()
+def render_dataset_psnr(model, dataset, max_images: Optional[int] = None) -> List[float]:
+    """PSNR of every image of ``dataset`` (an nerfstudio InputDataset with masks) rendered by ``model``."""
+    was_training = model.training
+    model.eval()
+    values = []
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    for index in range(count):
+        camera = dataset.cameras[index : index + 1].to(model.device)
+        batch = dataset[index]
+        outputs = model.get_outputs_for_camera(camera)
+        target, _ = model.target_rgb(batch, outputs["rgb"].device)
+        values.append(psnr(outputs["rgb"], target))
+    model.train(was_training)
+    return values
+
+
+@torch.no_grad()
+def posed_mesh(model, frame_row: int, resolution: int = 128, progress: bool = False) -> trimesh.Trimesh:
+    """The avatar at one frame (row of the per-frame tables), in world coordinates (metres)."""
+    bounds = model.posed_bounds(frame_row).cpu()
+    values = evaluate_sdf_grid(
+        lambda points: model.posed_sdf(points, frame_row), bounds[0], bounds[1], resolution,
+        device=model.device, progress=progress,
+    )  # fmt: skip
+    vertices, faces = marching_cubes_mesh(values, bounds[0], bounds[1])
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+def body_mesh(model, frame_row: int) -> trimesh.Trimesh:
+    """The posed body model of one frame (the prior the avatar starts from)."""
+    return trimesh.Trimesh(
+        model.posed_vertices[frame_row].cpu().numpy(), model.body_faces.cpu().numpy(), process=False
+    )
+
+
+def ground_truth_mesh(capture_root: Path, frame_id: int) -> trimesh.Trimesh:
+    """hfavatar-synth's clothed mesh of frame ``frame_id`` (world coordinates)."""
+    return trimesh.load(Path(capture_root) / "ground_truth" / "posed" / f"{frame_id:06d}.ply", process=False)
+
+
+@dataclass
+class GeometryComparison:
+    avatar: Dict[str, float]
+    body_prior: Dict[str, float]
+
+
+def compare_posed_geometry(
+    model, capture_root: Path, frame_rows: List[int], resolution: int = 128, samples: int = 50_000
+) -> GeometryComparison:
+    """Mesh metrics of the avatar and of the body prior against ground truth, averaged over frames."""
+    avatar, prior = [], []
+    for row in frame_rows:
+        frame_id = int(model.frame_ids[row])
+        truth = ground_truth_mesh(capture_root, frame_id)
+        avatar.append(mesh_metrics(posed_mesh(model, row, resolution), truth, samples).as_dict())
+        prior.append(mesh_metrics(body_mesh(model, row), truth, samples).as_dict())
+
+    def mean(rows):
+        return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+
+    return GeometryComparison(avatar=mean(avatar), body_prior=mean(prior))

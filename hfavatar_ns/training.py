@@ -1,0 +1,41 @@
+"""Train an avatar from Python (tests, benchmarks, notebooks): the same trainer `ns-train` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+
+from hfavatar_ns.hfavatar_config import hfavatar_trainer
+
+
+def lite_config(
+    data: Path, output_dir: Path, max_steps: int, seed: int = 42, experiment_name: Optional[str] = None
+) -> TrainerConfig:
+    """The ``hfavatar-lite`` method on ``data``, without viewer or logging, for ``max_steps`` steps."""
+    config = hfavatar_trainer(lite=True)
+    config.pipeline.datamanager.data = Path(data)
+    config.pipeline.datamanager.dataparser.data = Path(data)
+    config.output_dir = Path(output_dir)
+    config.experiment_name = experiment_name or Path(data).name
+    config.timestamp = "run"
+    config.max_num_iterations = max_steps
+    config.steps_per_save = max_steps
+    config.save_only_latest_checkpoint = True
+    config.vis = "tensorboard"
+    config.machine.seed = seed
+    # Training-time evaluation only costs time here; callers evaluate what they need.
+    config.steps_per_eval_batch = config.steps_per_eval_image = max_steps + 1
+    config.steps_per_eval_all_images = max_steps + 1
+    return config
+
+
+def train(config: TrainerConfig) -> Trainer:
+    """Set up and run the trainer in this process; returns it (``trainer.pipeline.model`` is the avatar)."""
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return trainer
