@@ -37,9 +37,15 @@ system-deps:
 	  fi; \
 	fi
 
+DEMO_RUN := outputs/synth-default/hfavatar-lite/demo
+
+# The default synthetic capture -> check it -> train hfavatar-lite on the CPU -> export meshes.
 demo: install
-	$(BIN)/hfavatar-synth $(DEMO_DIR) --preset default
+	@test -f $(DEMO_DIR)/annots.npy || $(BIN)/hfavatar-synth $(DEMO_DIR) --preset default
 	$(BIN)/hfavatar-check $(DEMO_DIR) --json $(DEMO_DIR)/check.json --output-dir $(DEMO_DIR)/check
+	$(BIN)/ns-train hfavatar-lite --data $(DEMO_DIR) --output-dir outputs --timestamp demo --vis tensorboard
+	$(BIN)/hfavatar-export --load-config $(DEMO_RUN)/config.yml --output-dir exports/synth-default \
+	  --canonical --frame 0 --resolution 256
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -35,7 +35,7 @@ def _optimizers(learning_rate: float, max_steps: int) -> dict:
 def hfavatar_trainer(lite: bool) -> TrainerConfig:
     """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes."""
     max_steps = 1500 if lite else 30000
-    rays = 512 if lite else 4096
+    rays = 1024 if lite else 4096
     return TrainerConfig(
         method_name="hfavatar-lite" if lite else "hfavatar",
         steps_per_eval_batch=500,
@@ -60,7 +60,9 @@ def hfavatar_trainer(lite: bool) -> TrainerConfig:
                 eval_num_rays_per_chunk=2048 if lite else 8192,
                 sdf_field=AvatarFieldConfig(
                     implementation="torch" if lite else "tcnn",
-                    log2_hashmap_size=16 if lite else 19,
+                    # On a CPU the torch hash grid's cost grows with its table (backward zero-fills it).
+                    num_levels=8 if lite else 16,
+                    log2_hashmap_size=15 if lite else 19,
                     max_resolution=256 if lite else 2048,
                     hidden_dim=32 if lite else 64,
                     # Few views and frames: view- and pose-dependent colour would only overfit.

@@ -14,3 +14,17 @@ def synthetic_smpl_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("body_models")
     write_synthetic_smpl(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_avatar_run(tmp_path_factory) -> Path:
+    """config.yml of a 2-step hfavatar-lite run on the tiny synthetic capture (for CLI/render tests)."""
+    from hfavatar_ns.synth.config import SynthConfig
+    from hfavatar_ns.synth.writer import generate_capture
+    from hfavatar_ns.training import lite_config, train
+
+    root = tmp_path_factory.mktemp("tiny_avatar")
+    capture = generate_capture(root / "capture", SynthConfig.from_preset("tiny"), progress=False)
+    config = lite_config(capture, root / "outputs", 2)
+    train(config)
+    return config.get_base_dir() / "config.yml"

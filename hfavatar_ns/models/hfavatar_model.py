@@ -8,6 +8,8 @@ SDF into opacity.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
@@ -20,6 +22,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerSlider, ViewerText
 
 from hfavatar_ns.body.canonical_pose import canonical_pose_transforms, rebase_to_canonical, star_pose
 from hfavatar_ns.body.base import CanonicalBody
@@ -30,6 +33,8 @@ from hfavatar_ns.deformation.backward import (
     blend_point_transforms,
     per_point_bone_transforms,
 )
+from hfavatar_ns.deformation.weight_grid import PerFrameWeightGrids
+from hfavatar_ns.evaluation.image_metrics import LpipsNet, avatar_image_metrics, lpips_metric
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
 from hfavatar_ns.geometry.prior_sdf import build_sdf_grid, query_sdf_grid
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
@@ -81,6 +86,10 @@ class HFAvatarModelConfig(ModelConfig):
     the canonical body before the mapping counts as spurious (see ``reject_inconsistent_mapping``); 0: off."""
     cos_anneal_end: int = 2000
     """Steps over which NeuS's cos-anneal ratio goes from 0 to 1."""
+    lpips_net: LpipsNet = "vgg"
+    """Backbone of the LPIPS metric (reported only when its weights are cached locally)."""
+    canonical_render_samples: int = 64
+    """Samples per ray when the viewer's "Canonical pose" box renders the canonical avatar."""
 
 
 class HFAvatarModel(Model):
@@ -134,6 +143,7 @@ class HFAvatarModel(Model):
 
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = structural_similarity_index_measure
+        self.setup_viewer_elements()
 
     # ------------------------------------------------------------------ geometry queries
 
@@ -312,23 +322,261 @@ class HFAvatarModel(Model):
             losses["skinning_loss"] = self.config.skinning_loss_mult * (residual**2).mean()
         return losses
 
-    @torch.no_grad()
-    def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
-        return super().get_outputs_for_camera(camera, obb_box=obb_box)
-
     def get_image_metrics_and_images(self, outputs, batch) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         device = outputs["rgb"].device
         target, mask = self.target_rgb(batch, device)
         predicted = outputs["rgb"]
-        predicted_chw = predicted.permute(2, 0, 1)[None]
-        target_chw = target.permute(2, 0, 1)[None]
-        metrics = {
-            "psnr": float(self.psnr(predicted_chw, target_chw)),
-            "ssim": float(self.ssim(predicted_chw, target_chw)),  # type: ignore[arg-type]
-        }
+        # Whole image, and the crop to the mask's bounding box (NeuralBody/ARAH protocol); LPIPS on the
+        # crop only when its weights are already on disk (evaluation never downloads).
+        metrics = avatar_image_metrics(predicted, target, mask, self.lpips_metric())
         images = {
             "img": torch.cat([target, predicted], dim=1),
             "accumulation": torch.cat([mask.expand_as(outputs["accumulation"]), outputs["accumulation"]], dim=1),
             "normals": outputs["normals"],
         }
         return metrics, images
+
+    # ------------------------------------------------------------------ evaluation extras
+
+    def lpips_metric(self) -> Optional[nn.Module]:
+        """LPIPS built on first use when its weights are on disk, else ``None`` (kept out of checkpoints)."""
+        cache = self.__dict__.setdefault("_lpips_cache", {})
+        if "metric" not in cache:
+            cache["metric"] = lpips_metric(self.config.lpips_net)
+        return cache["metric"]
+
+    # ------------------------------------------------------------------ viewer: frame scrubbing, canonical pose
+    #
+    # Cameras from the viewer (and from ns-render trajectories) carry no frame_idx. Which frame they show:
+    #   * the "Frame" slider (a row of the per-frame tables), unless
+    #   * nerfstudio's "Time" slider moved since the last render: then its value picks the nearest frame
+    #     row and the Frame slider is moved there. So whichever slider moved last wins. The Time value
+    #     first counts as seen at its default, 0.0.
+    # Cameras with frame_idx (datasets, ns-eval, ns-render dataset) are never changed. GUI state is read
+    # only here, in eval mode: training never depends on it.
+
+    def setup_viewer_elements(self) -> None:
+        """The viewer's Frame slider, the capture frame id it shows, and the Canonical pose toggle."""
+        last_row = max(self.num_frames - 1, 1)
+        ids = self.frame_ids.tolist()
+        shown = ", ".join(str(i) for i in ids[:12]) + (" ..." if len(ids) > 12 else "")
+        self.viewer_frame_slider = ViewerSlider(
+            "Frame", 0, 0, last_row, 1, cb_hook=self._show_frame_id,
+            hint=f"Row of the avatar's frame table ({self.num_frames} rows; capture frame ids {shown})",
+        )  # fmt: skip
+        self.viewer_frame_id = ViewerText(
+            "Capture frame id", self.frame_label(0), disabled=True, hint="The capture frame the Frame slider shows"
+        )
+        self.viewer_canonical = ViewerCheckbox(
+            "Canonical pose", False, hint="Render the canonical avatar (no deformation), placed at the frame's pelvis"
+        )
+        self._viewer_last_time: float = 0.0
+
+    def frame_label(self, row: int) -> str:
+        """The capture frame id of a table row, as text (novel-motion rows have negative ids)."""
+        row = min(max(int(row), 0), self.num_frames - 1)
+        frame_id = int(self.frame_ids[row])
+        return str(frame_id) if frame_id >= 0 else f"novel motion frame {-frame_id - 1}"
+
+    def _show_frame_id(self, slider: ViewerSlider) -> None:
+        self.viewer_frame_id.value = self.frame_label(int(slider.value))
+
+    def nearest_frame_row(self, time: float) -> int:
+        """The capture frame row whose normalised time is nearest to ``time`` (novel-motion rows excluded)."""
+        return int((self.frame_times - float(time)).abs().argmin())
+
+    def viewer_frame_row(self, times: Optional[Tensor]) -> int:
+        """The frame row for a camera without frame metadata (see the rule above); reads the slider once."""
+        row = int(self.viewer_frame_slider.value)
+        if times is not None and times.numel() > 0:
+            time = float(times.reshape(-1)[0])
+            if abs(time - self._viewer_last_time) > 1e-6:
+                self._viewer_last_time = time
+                time_row = self.nearest_frame_row(time)
+                if time_row != row:
+                    self.viewer_frame_slider.value = time_row  # moves the GUI slider
+                row = time_row
+        row = min(max(row, 0), self.num_frames - 1)
+        if self.viewer_frame_id.value != self.frame_label(row):
+            self.viewer_frame_id.value = self.frame_label(row)
+        return row
+
+    @staticmethod
+    def camera_with_frame(camera: Cameras, row: int) -> Cameras:
+        """A shallow copy of ``camera`` whose rays carry ``frame_idx = row``."""
+        camera = copy.copy(camera)
+        metadata = {k: v for k, v in (camera.metadata or {}).items() if isinstance(v, Tensor)}
+        metadata["frame_idx"] = torch.full((*camera.shape, 1), int(row), dtype=torch.long, device=camera.device)
+        camera.metadata = metadata
+        return camera
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
+        """Render one camera; viewer/trajectory cameras get their frame from the sliders (eval mode only)."""
+        has_frame = camera.metadata is not None and "frame_idx" in camera.metadata
+        if self.training or has_frame:
+            return super().get_outputs_for_camera(camera, obb_box=obb_box)
+        row = self.viewer_frame_row(camera.times)
+        canonical = bool(self.viewer_canonical.value)
+        camera = self.camera_with_frame(camera, row)
+        if not canonical:
+            return super().get_outputs_for_camera(camera, obb_box=obb_box)
+        ray_bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
+        return self.render_ray_bundle_in_chunks(ray_bundle, lambda rays: self.get_outputs_canonical(rays, row))
+
+    def render_ray_bundle_in_chunks(self, camera_ray_bundle: RayBundle, render) -> Dict[str, Tensor]:
+        """``render`` (rays -> outputs) over an image's rays in chunks of ``eval_num_rays_per_chunk``."""
+        height, width = camera_ray_bundle.origins.shape[:2]
+        chunks: Dict[str, List[Tensor]] = {}
+        step = self.config.eval_num_rays_per_chunk
+        for start in range(0, len(camera_ray_bundle), step):
+            rays = camera_ray_bundle.get_row_major_sliced_ray_bundle(start, start + step).to(self.device)
+            for name, value in render(rays).items():
+                chunks.setdefault(name, []).append(value)
+        return {name: torch.cat(values).view(height, width, -1) for name, values in chunks.items()}
+
+    def canonical_sampler(self) -> InnerSampler:
+        """An inner sampler around the canonical body (built on first use, not a submodule)."""
+        cache = self.__dict__.setdefault("_canonical_sampler_cache", {})
+        sampler = cache.get("sampler")
+        if sampler is None or sampler.posed_vertices.device != self.device:
+            canonical_vertices, _ = self._rebase(torch.zeros(0, 24, 4, 4))
+            sampler = InnerSampler(self.config.sampler).to(self.device)
+            sampler.set_frames(canonical_vertices[None].to(self.device), self.body_faces, self.canonical_bounds)
+            cache["sampler"] = sampler
+        return sampler
+
+    @torch.no_grad()
+    def get_outputs_canonical(self, ray_bundle: RayBundle, frame_row: int) -> Dict[str, Tensor]:
+        """Render the canonical avatar (identity deformation) for observation-space rays.
+
+        The canonical body is placed rigidly by the frame's pelvis bone transform (so it stands where the
+        posed body stands); rays are mapped into canonical space by its inverse, and samples go straight
+        to the canonical field. Same outputs as :meth:`get_outputs` in eval mode.
+        """
+        device = ray_bundle.origins.device
+        pelvis = self.bone_transforms[int(frame_row), 0].to(device)
+        rotation, translation = pelvis[:3, :3], pelvis[:3, 3]
+        rays = RayBundle(
+            origins=(ray_bundle.origins - translation) @ rotation,  # R^T (o - t), as row vectors
+            directions=ray_bundle.directions @ rotation,
+            pixel_area=ray_bundle.pixel_area,
+            camera_indices=ray_bundle.camera_indices,
+        )
+        sampler = self.canonical_sampler()
+        sampler.config = dataclasses.replace(sampler.config, num_samples=self.config.canonical_render_samples)
+        frames = torch.zeros(rays.origins.shape[0], dtype=torch.long, device=device)
+        ray_samples, ray_hits = sampler(rays, frames)
+        num_rays, num_samples = ray_samples.shape[:2]
+        rgb_samples = torch.zeros(num_rays, num_samples, 3, device=device)
+        alpha = torch.zeros(num_rays, num_samples, 1, device=device)
+        normals_obs = torch.zeros(num_rays, num_samples, 3, device=device)
+        hit = ray_hits.nonzero().reshape(-1)
+        if hit.numel() > 0:
+            points = ray_samples.frustums.get_positions()[hit].reshape(-1, 3)
+            dirs = ray_samples.frustums.directions[hit].reshape(-1, 3)
+            sdf, features, gradient = self.field.sdf_and_gradient(points)
+            normals = F.normalize(gradient @ rotation.T, dim=-1)  # canonical -> observation orientation
+            colors = self.field.get_color(features, normals, dirs @ rotation.T, None)
+            sample_alpha = neus_alpha(
+                sdf, gradient, dirs, ray_samples.deltas[hit].reshape(-1, 1), self.field.inv_s(), self.cos_anneal_ratio
+            )
+            alpha = alpha.index_put((hit,), sample_alpha.reshape(-1, num_samples, 1))
+            rgb_samples = rgb_samples.index_put((hit,), colors.reshape(-1, num_samples, 3))
+            normals_obs = normals_obs.index_put((hit,), normals.reshape(-1, num_samples, 3))
+        weights = weights_from_alpha(alpha)
+        accumulation = weights.sum(dim=1)
+        rgb = (weights * rgb_samples).sum(dim=1) + (1.0 - accumulation) * self.background(device)
+        depth = (weights * (ray_samples.frustums.starts + ray_samples.frustums.ends) * 0.5).sum(dim=1)
+        normals = F.normalize((weights * normals_obs).sum(dim=1), dim=-1)
+        return {
+            "rgb": rgb.clamp(0.0, 1.0),
+            "accumulation": accumulation,
+            "depth": depth / accumulation.clamp(min=1e-6),
+            "normals": (normals + 1.0) / 2.0 * accumulation,
+        }
+
+    # ------------------------------------------------------------------ animation: frames beyond the capture
+
+    def _rebase(self, rest_to_observation: Float[Tensor, "N 24 4 4"]) -> Tuple[Tensor, Tensor]:
+        """The canonical vertices and ``rest_to_observation`` rebased to start from the canonical pose
+        (exactly as :meth:`populate_modules` rebases the capture's frames)."""
+        body = self.kwargs["metadata"]["body"]
+        rest_to_canonical = canonical_pose_transforms(
+            body["canonical_joints"].float(), SMPL_PARENTS, star_pose(self.config.canonical_leg_angle)
+        )
+        return rebase_to_canonical(
+            body["canonical_vertices"].float(), body["skinning_weights"].float(), rest_to_canonical,
+            rest_to_observation.float().cpu(),
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def add_frames(
+        self,
+        rest_bone_transforms: Float[Tensor, "N 24 4 4"],
+        posed_vertices: Float[Tensor, "N V 3"],
+        poses: Float[Tensor, "N 72"],
+        global_rotation: Optional[Float[Tensor, "N 3"]] = None,
+        global_translation: Optional[Float[Tensor, "N 3"]] = None,
+    ) -> Int[Tensor, "N"]:
+        """Append frames of a new motion to the per-frame tables; returns their rows (for ``frame_idx``).
+
+        The body state comes from the same body model and shape as the capture's (see
+        ``hfavatar_ns.scripts.render_video.pose_body``), in the dataparser's convention:
+
+        Args:
+            rest_bone_transforms: rest pose -> observation bone transforms (``PosedBody.bone_transforms``).
+            posed_vertices: the posed body (world coordinates, metres).
+            poses: the 72-d SMPL poses (``poses[:, 3:]`` conditions colour and the non-rigid offset).
+            global_rotation, global_translation: ``Rh``/``Th`` (used by pose refinement only).
+
+        New rows get capture frame ids ``-1, -2, ...`` and no time (the Time slider never picks them).
+        Per-frame caches (occupancy and weight grids) are rebuilt lazily. Meant for rendering: the new
+        rows have no images and must not be trained on.
+        """
+        count = int(poses.shape[0])
+        device = self.bone_transforms.device
+        _, bone_transforms = self._rebase(rest_bone_transforms)
+        bone_transforms = bone_transforms.to(device)
+        posed_vertices = posed_vertices.float().to(device)
+        poses = poses.float().reshape(count, -1).to(device)
+        first = self.num_frames
+        next_id = -1 - int((self.frame_ids < 0).sum())
+        self.bone_transforms = torch.cat([self.bone_transforms, bone_transforms])
+        self.body_poses = torch.cat([self.body_poses, poses])
+        self.posed_vertices = torch.cat([self.posed_vertices, posed_vertices])
+        new_ids = torch.arange(next_id, next_id - count, -1, device=device)
+        self.frame_ids = torch.cat([self.frame_ids, new_ids])
+        self.frame_times = torch.cat([self.frame_times, torch.full((count,), float("inf"), device=device)])
+        self.num_frames += count
+
+        deformation = self.deformation
+        zeros = torch.zeros(count, 3, device=device)
+        rh = zeros if global_rotation is None else global_rotation.float().reshape(count, 3).to(device)
+        th = zeros if global_translation is None else global_translation.float().reshape(count, 3).to(device)
+        deformation.frame_bone_transforms = torch.cat([deformation.frame_bone_transforms, bone_transforms])
+        deformation.poses = torch.cat([deformation.poses, poses])
+        deformation.global_rotation = torch.cat([deformation.global_rotation, rh])
+        deformation.global_translation = torch.cat([deformation.global_translation, th])
+        if isinstance(getattr(deformation, "pose_deltas", None), nn.Parameter):
+            padded = torch.cat([deformation.pose_deltas.data, deformation.pose_deltas.new_zeros(count, *deformation.pose_deltas.shape[1:])])
+            deformation.pose_deltas = nn.Parameter(padded)
+        old_grids = deformation.observation_grids
+        cfg = deformation.config
+        deformation.observation_grids = PerFrameWeightGrids(
+            self.posed_vertices, old_grids.vertex_weights, resolution=cfg.obs_grid_resolution,
+            margin=cfg.obs_grid_margin, k=cfg.knn, dtype=getattr(torch, cfg.obs_grid_dtype),
+        )  # fmt: skip
+
+        # Rays are clipped to the scene box: grow it to hold the new motion too.
+        vertices = self.posed_vertices.reshape(-1, 3)
+        margin = self.config.sampler.margin + 0.05
+        aabb = self.scene_box.aabb.to(device)
+        aabb = torch.stack([torch.minimum(aabb[0], vertices.min(0).values - margin),
+                            torch.maximum(aabb[1], vertices.max(0).values + margin)])  # fmt: skip
+        self.sampler.set_frames(self.posed_vertices, self.body_faces, aabb)
+
+        self.viewer_frame_slider.max = max(self.num_frames - 1, 1)
+        if self.viewer_frame_slider.gui_handle is not None:
+            self.viewer_frame_slider.gui_handle.max = self.viewer_frame_slider.max
+        return torch.arange(first, self.num_frames, device=device)

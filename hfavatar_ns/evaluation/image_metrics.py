@@ -1,0 +1,126 @@
+"""Image metrics of rendered avatars: whole image, the foreground-mask bounding-box crop, and LPIPS.
+
+Human-avatar papers differ in where they measure (shared/reference/anchors.md §2a): NeuralBody, ARAH and
+3DGS-Avatar score the crop to the body's 2D bounding box, HumanNeRF the whole image. The crop protocol
+here takes the bounding box of the foreground mask (all pixels the mask marks, inclusive).
+
+LPIPS needs pretrained backbone weights that torchvision downloads on first use; evaluation must not
+download anything, so :func:`lpips_metric` builds the metric only when the weights are already cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Literal, Optional, Tuple
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+LpipsNet = Literal["vgg", "alex"]
+_TORCHVISION_BACKBONE = {"vgg": ("vgg16", "VGG16_Weights"), "alex": ("alexnet", "AlexNet_Weights")}
+_lpips_note_printed = False
+
+
+def mask_bounding_box(mask: Float[Tensor, "H W *c"]) -> Tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` (bottom/right exclusive) of the pixels where ``mask > 0.5``.
+
+    An empty mask gives the whole image (nothing to crop to).
+    """
+    mask2d = mask.reshape(mask.shape[0], mask.shape[1], -1)[..., 0] > 0.5
+    height, width = mask2d.shape
+    rows = mask2d.any(dim=1).nonzero().reshape(-1)
+    cols = mask2d.any(dim=0).nonzero().reshape(-1)
+    if rows.numel() == 0:
+        return 0, height, 0, width
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def crop_to_mask(image: Float[Tensor, "H W C"], mask: Float[Tensor, "H W *c"]) -> Float[Tensor, "h w C"]:
+    """``image`` cropped to the bounding box of ``mask`` (see :func:`mask_bounding_box`)."""
+    top, bottom, left, right = mask_bounding_box(mask)
+    return image[top:bottom, left:right]
+
+
+def psnr(predicted: Float[Tensor, "*bs C"], target: Float[Tensor, "*bs C"]) -> float:
+    """Peak signal-to-noise ratio for values in [0, 1]."""
+    mse = torch.mean((predicted.clamp(0, 1) - target) ** 2).clamp(min=1e-10)
+    return float(-10.0 * torch.log10(mse))
+
+
+def ssim(predicted: Float[Tensor, "H W C"], target: Float[Tensor, "H W C"]) -> float:
+    """SSIM (torchmetrics, Gaussian window 11, shrunk to an odd size that fits a small crop)."""
+    from torchmetrics.functional import structural_similarity_index_measure
+
+    side = min(predicted.shape[0], predicted.shape[1])
+    kernel = min(11, side if side % 2 == 1 else side - 1)
+    if kernel < 3:
+        return float("nan")
+    sigma = 1.5 * kernel / 11.0
+    value = structural_similarity_index_measure(
+        predicted.clamp(0, 1).permute(2, 0, 1)[None],
+        target.permute(2, 0, 1)[None],
+        data_range=1.0,
+        kernel_size=kernel,
+        sigma=sigma,
+    )
+    return float(value)  # type: ignore[arg-type]
+
+
+def lpips_weights_path(net: LpipsNet) -> Path:
+    """Where torchvision keeps the backbone weights torchmetrics' LPIPS(``net``) loads."""
+    import torchvision
+
+    _, weights_enum = _TORCHVISION_BACKBONE[net]
+    url = getattr(torchvision.models, weights_enum).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def lpips_available(net: LpipsNet) -> bool:
+    """Whether LPIPS(``net``) can be built offline: backbone weights cached, linear heads in torchmetrics."""
+    try:
+        import torchmetrics.functional.image.lpips as lpips_module
+
+        heads = Path(lpips_module.__file__).parent / "lpips_models" / f"{net}.pth"
+        return heads.is_file() and lpips_weights_path(net).is_file()
+    except Exception:  # noqa: BLE001 - any import problem means "not available"
+        return False
+
+
+def lpips_metric(net: LpipsNet = "vgg"):
+    """torchmetrics' LPIPS on inputs in [0, 1], or ``None`` (with a one-time note) when its weights are absent."""
+    global _lpips_note_printed
+    if not lpips_available(net):
+        if not _lpips_note_printed:
+            print(
+                f"hfavatar: LPIPS ({net}) is not reported: its backbone weights are not at {lpips_weights_path(net)} "
+                "and evaluation does not download. Put the torchvision weights file there to get 'lpips'."
+            )
+            _lpips_note_printed = True
+        return None
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+
+
+def avatar_image_metrics(
+    predicted: Float[Tensor, "H W 3"],
+    target: Float[Tensor, "H W 3"],
+    mask: Float[Tensor, "H W 1"],
+    lpips: Optional[torch.nn.Module] = None,
+) -> Dict[str, float]:
+    """``psnr``/``ssim`` on the whole image, ``psnr_bbox``/``ssim_bbox`` on the mask's bounding-box crop,
+    and ``lpips`` on the crop (as ARAH and 3DGS-Avatar do) when an LPIPS metric is given."""
+    predicted = predicted.clamp(0, 1)
+    crop_predicted, crop_target = crop_to_mask(predicted, mask), crop_to_mask(target, mask)
+    metrics = {
+        "psnr": psnr(predicted, target),
+        "ssim": ssim(predicted, target),
+        "psnr_bbox": psnr(crop_predicted, crop_target),
+        "ssim_bbox": ssim(crop_predicted, crop_target),
+    }
+    if lpips is not None:
+        lpips = lpips.to(predicted.device)
+        value = lpips(crop_predicted.permute(2, 0, 1)[None], crop_target.permute(2, 0, 1)[None].clamp(0, 1))
+        metrics["lpips"] = float(value)
+    return metrics
