@@ -32,21 +32,34 @@ def psnr(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return float(-10.0 * torch.log10(mse))
 
 
+def silhouette_iou(accumulation: torch.Tensor, mask: torch.Tensor) -> float:
+    """IoU of the rendered silhouette (accumulation > 0.5) and the foreground mask."""
+    rendered, truth = accumulation.reshape(-1) > 0.5, mask.reshape(-1) > 0.5
+    union = (rendered | truth).sum()
+    return float((rendered & truth).sum() / union) if union > 0 else 1.0
+
+
 @torch.no_grad()
-def render_dataset_psnr(model, dataset, max_images: Optional[int] = None) -> List[float]:
-    """PSNR of every image of ``dataset`` (an nerfstudio InputDataset with masks) rendered by ``model``."""
+def render_dataset_metrics(model, dataset, max_images: Optional[int] = None) -> Dict[str, List[float]]:
+    """PSNR and silhouette IoU of every image of ``dataset`` (an InputDataset with masks) rendered by ``model``."""
     was_training = model.training
     model.eval()
-    values = []
+    values: Dict[str, List[float]] = {"psnr": [], "silhouette_iou": []}
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
     for index in range(count):
         camera = dataset.cameras[index : index + 1].to(model.device)
         batch = dataset[index]
         outputs = model.get_outputs_for_camera(camera)
-        target, _ = model.target_rgb(batch, outputs["rgb"].device)
-        values.append(psnr(outputs["rgb"], target))
+        target, mask = model.target_rgb(batch, outputs["rgb"].device)
+        values["psnr"].append(psnr(outputs["rgb"], target))
+        values["silhouette_iou"].append(silhouette_iou(outputs["accumulation"], mask))
     model.train(was_training)
     return values
+
+
+def render_dataset_psnr(model, dataset, max_images: Optional[int] = None) -> List[float]:
+    """PSNR of every image of ``dataset`` rendered by ``model``."""
+    return render_dataset_metrics(model, dataset, max_images)["psnr"]
 
 
 @torch.no_grad()
