@@ -34,7 +34,7 @@ def _optimizers(learning_rate: float, max_steps: int) -> dict:
 
 def hfavatar_trainer(lite: bool) -> TrainerConfig:
     """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes."""
-    max_steps = 1500 if lite else 30000
+    max_steps = 1000 if lite else 30000
     rays = 1024 if lite else 4096
     return TrainerConfig(
         method_name="hfavatar-lite" if lite else "hfavatar",

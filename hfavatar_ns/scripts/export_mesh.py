@@ -49,20 +49,10 @@ class ExportMeshConfig:
 
 
 def load_avatar(config_path: Path):
-    """The trained model from a run's config.yml (checkpoints load under torch >= 2.6 too)."""
-    from nerfstudio.utils.eval_utils import eval_setup
+    """The trained model (eval mode) from a run's config.yml."""
+    from hfavatar_ns.scripts.avatar_run import load_avatar_run
 
-    from hfavatar_ns.checkpoints import allow_nerfstudio_checkpoints
-
-    if not Path(config_path).is_file():
-        raise InputError(f"No config at {config_path}: pass the config.yml of an hfavatar run (outputs/.../config.yml).")
-    allow_nerfstudio_checkpoints()
-    _, pipeline, _, _ = eval_setup(Path(config_path), test_mode="inference")
-    model = pipeline.model
-    if not hasattr(model, "posed_sdf"):
-        raise InputError(f"{config_path} is not an hfavatar run (its model is {type(model).__name__}).")
-    model.eval()
-    return model
+    return load_avatar_run(config_path).model
 
 
 @torch.no_grad()

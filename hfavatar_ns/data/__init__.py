@@ -1,0 +1,1 @@
+"""Data plumbing between the dataparser and the model."""
