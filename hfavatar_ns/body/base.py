@@ -90,9 +90,10 @@ class BodyModel(abc.ABC):
             global_rotation = torch.zeros(batch, 3, dtype=dtype, device=device)
         if global_translation is None:
             global_translation = torch.zeros(batch, 3, dtype=dtype, device=device)
-        rest = [self.canonical(shape) for shape in _unique_rows(shapes)]
-        rest_vertices = torch.stack([rest[i].vertices for i in _row_index(shapes)]).to(dtype)
-        rest_joints = torch.stack([rest[i].joints for i in _row_index(shapes)]).to(dtype)
+        unique_shapes, rows = torch.unique(shapes, dim=0, return_inverse=True)
+        rest = [self.canonical(shape) for shape in unique_shapes]  # one rest body per distinct shape
+        rest_vertices = torch.stack([rest[i].vertices for i in rows.tolist()]).to(dtype)
+        rest_joints = torch.stack([rest[i].joints for i in rows.tolist()]).to(dtype)
         weights = rest[0].skinning_weights.to(dtype)
         local_rotations = pose_to_local_rotations(poses)
         bone_transforms, _ = forward_kinematics(local_rotations, rest_joints, self.parents)
@@ -104,15 +105,6 @@ class BodyModel(abc.ABC):
         joints = bone_transforms[..., :3, :3] @ rest_joints[..., None]
         joints = joints[..., 0] + bone_transforms[..., :3, 3]
         return PosedBody(vertices=vertices, joints=joints, bone_transforms=bone_transforms)
-
-
-def _unique_rows(shapes: Tensor) -> list:
-    return list(torch.unique(shapes, dim=0))
-
-
-def _row_index(shapes: Tensor) -> list:
-    unique, inverse = torch.unique(shapes, dim=0, return_inverse=True)
-    return inverse.tolist()
 
 
 assert len(SMPL_PARENTS) == NUM_JOINTS

@@ -114,10 +114,6 @@ class AvatarField(nn.Module):
     def get_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
         return self.forward_geonetwork(points)[..., :1]
 
-    def residual_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
-        """The learned part alone (for regularisation and inspection)."""
-        return self.get_sdf(points) - self.prior_sdf(points.reshape(-1, 3)).reshape(*points.shape[:-1], 1)
-
     def sdf_and_gradient(
         self, points: Float[Tensor, "*bs 3"]
     ) -> Tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs C"], Float[Tensor, "*bs 3"]]:

@@ -155,26 +155,26 @@ class HFAvatarModel(Model):
         """The avatar's SDF at observation-space points of one frame (row of the per-frame tables)."""
         frames = torch.full((points.shape[0],), int(frame_row), dtype=torch.long, device=points.device)
         canonical, aux = self.deformation(points, frames)
-        sdf = self.reject_inconsistent_mapping(self.field.get_sdf(canonical), canonical, aux["body_distance"])
+        prior = self.prior_sdf(canonical)
+        sdf = self.reject_inconsistent_mapping(self.field.get_sdf(canonical), prior, aux["body_distance"])
         return sdf.reshape(-1)
 
     def reject_inconsistent_mapping(
-        self, sdf: Float[Tensor, "N 1"], points_canonical: Float[Tensor, "N 3"], body_distance: Float[Tensor, "N"]
+        self, sdf: Float[Tensor, "N 1"], prior_sdf: Float[Tensor, "N"], body_distance: Float[Tensor, "N"]
     ) -> Float[Tensor, "N 1"]:
         """Empty space where inverse skinning sent a point much closer to the body than it is.
 
         Backward skinning has spurious solutions: a point beside a shoulder, given arm weights by its
         nearest vertices, lands inside the canonical arm and would render a phantom "wing". Skinning is
         close to an isometry near the body, so a point's distance to the posed body (``body_distance``)
-        and its canonical point's distance to the canonical body (``|prior SDF|``) should agree. Where
+        and its canonical point's distance to the canonical body (``|prior_sdf|``) should agree. Where
         the posed distance exceeds the canonical one by more than the tolerance, the SDF is blended (over
         one more tolerance) towards the posed distance: outside, as the point really is.
         """
         tolerance = self.config.mapping_tolerance
         if tolerance <= 0:
             return sdf
-        prior = self.prior_sdf(points_canonical).detach().abs()
-        excess = body_distance.detach() - prior - tolerance
+        excess = body_distance.detach() - prior_sdf.detach().abs() - tolerance
         blend = (excess / tolerance).clamp(0.0, 1.0)[:, None]
         return (1.0 - blend) * sdf + blend * body_distance.detach()[:, None]
 
@@ -241,8 +241,9 @@ class HFAvatarModel(Model):
             points_obs = positions[hit].reshape(-1, 3)
             sample_frames = frames[hit][:, None].expand(-1, num_samples).reshape(-1)
             points_canonical, deformation_aux = self.deformation(points_obs, sample_frames)
-            sdf, features, gradient = self.field.sdf_and_gradient(points_canonical)
-            sdf = self.reject_inconsistent_mapping(sdf, points_canonical, deformation_aux["body_distance"])
+            field_sdf, features, gradient = self.field.sdf_and_gradient(points_canonical)
+            prior = self.prior_sdf(points_canonical)
+            sdf = self.reject_inconsistent_mapping(field_sdf, prior, deformation_aux["body_distance"])
             # Rotate the canonical gradient into observation space with the blended bone transform
             # (for a rotation R, the inverse-transpose the chain rule asks for is R itself).
             blended = blend_point_transforms(
@@ -264,7 +265,8 @@ class HFAvatarModel(Model):
                 min_sdf = min_sdf.index_put((hit,), sdf.reshape(-1, num_samples).min(dim=1).values[:, None])
                 outputs["ray_min_sdf"] = min_sdf
                 outputs["eikonal_gradients"] = gradient
-                outputs["residual_sdf"] = sdf - self.prior_sdf(points_canonical)[:, None]
+                # The learned part alone (before rejection, which is not the field's doing).
+                outputs["residual_sdf"] = field_sdf - prior[:, None]
                 outputs["non_rigid_offset"] = deformation_aux["non_rigid_offset"]
 
         weights = weights_from_alpha(alpha)
