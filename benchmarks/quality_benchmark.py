@@ -1,6 +1,6 @@
-"""Quality of `hfavatar-lite` on a synthetic capture, beside the body prior alone.
+"""Quality of `hfavatar-lite` (or `hfavatar`) on a synthetic capture, beside the body prior alone.
 
-Trains hfavatar-lite (or loads a finished run), then prints:
+Trains the method, then prints:
 - novel-view PSNR / SSIM on the held-out cameras (training frames),
 - novel-pose PSNR on held-out frames,
 - posed-mesh Chamfer (mm and ARAH cm^2), normal consistency and F-score@1cm against the ground-truth
@@ -8,7 +8,11 @@ Trains hfavatar-lite (or loads a finished run), then prints:
 each for the avatar and for the same model with its SDF residual off (the body prior alone; the body
 model's own mesh for geometry). Writes the figures as JSON.
 
-    python benchmarks/quality_benchmark.py --data data/synth-default --steps 1500
+    python benchmarks/quality_benchmark.py --data data/synth-default --steps 1000
+    python benchmarks/quality_benchmark.py --method hfavatar --device cuda --steps 3000 --curve-every 250
+
+``--curve-every K`` also renders two held-out images every K steps and records (training seconds,
+PSNR): how fast a device reaches a given quality.
 """
 
 from __future__ import annotations
@@ -28,22 +32,57 @@ def main() -> None:
     from hfavatar_ns.evaluation.avatar_eval import body_prior_only, compare_posed_geometry
     from hfavatar_ns.synth.config import SynthConfig
     from hfavatar_ns.synth.writer import generate_capture
-    from hfavatar_ns.training import lite_config, train
+    from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+
+    from hfavatar_ns.evaluation.avatar_eval import render_dataset_psnr
+    from hfavatar_ns.training import method_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synth-default"))
     parser.add_argument("--preset", default="default", help="hfavatar-synth preset made when --data is missing")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--method", choices=["hfavatar-lite", "hfavatar"], default="hfavatar-lite")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the method's own)")
+    parser.add_argument("--implementation", choices=["torch", "tcnn"], default=None, help="hash-grid backend")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--curve-every", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("outputs/benchmarks"))
     parser.add_argument("--mesh-resolution", type=int, default=128)
+    parser.add_argument("--max-images", type=int, default=8,
+                        help="images per split, evenly spread (0: all); full-image renders are slow on a CPU")
     parser.add_argument("--json", type=Path, default=Path("outputs/benchmarks/quality.json"))
     args = parser.parse_args()
     if not (args.data / "annots.npy").exists():
         generate_capture(args.data, SynthConfig.from_preset(args.preset))
 
+    config = method_config(
+        args.method == "hfavatar-lite", args.data, args.output, args.steps,
+        experiment_name=f"quality-{args.method}-{args.data.name}", device=args.device,
+    )  # fmt: skip
+    if args.implementation is not None:
+        config.pipeline.model.sdf_field.implementation = args.implementation
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    curve = []
+    evaluation_seconds = [0.0]
     started = time.time()
-    trainer = train(lite_config(args.data, args.output, args.steps, experiment_name=f"quality-{args.data.name}"))
-    train_seconds = time.time() - started
+
+    def record_curve(step: int) -> None:
+        if step == 0 or step % args.curve_every:
+            return
+        evaluating = time.time()
+        trained_seconds = evaluating - started - evaluation_seconds[0]
+        values = render_dataset_psnr(trainer.pipeline.model, trainer.pipeline.datamanager.eval_dataset, max_images=2)
+        evaluation_seconds[0] += time.time() - evaluating
+        curve.append({"step": step, "train_seconds": trained_seconds, "heldout_psnr_2_images": float(np.mean(values))})
+
+    if args.curve_every > 0:
+        trainer.callbacks.append(TrainingCallback(
+            where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION], update_every_num_iters=1, func=record_curve
+        ))  # fmt: skip
+    trainer.train()
+    train_seconds = time.time() - started - evaluation_seconds[0]
     model = trainer.pipeline.model
     model.eval()
 
@@ -54,17 +93,24 @@ def main() -> None:
 
         dataset = InputDataset(dataparser.get_dataparser_outputs(split="test"))
         values = {"psnr": [], "ssim": []}
-        for index in range(len(dataset)):
+        indices = np.arange(len(dataset))
+        if 0 < args.max_images < len(dataset):
+            indices = np.linspace(0, len(dataset) - 1, args.max_images).round().astype(int)
+        for index in indices.tolist():
             batch = dataset[index]
             with torch.no_grad():
-                outputs = model.get_outputs_for_camera(dataset.cameras[index : index + 1])
-            target, _ = model.target_rgb(batch, "cpu")
+                outputs = model.get_outputs_for_camera(dataset.cameras[index : index + 1].to(model.device))
+            target, _ = model.target_rgb(batch, outputs["rgb"].device)
             predicted = outputs["rgb"].clamp(0, 1)
             values["psnr"].append(float(-10 * torch.log10(torch.mean((predicted - target) ** 2))))
             values["ssim"].append(float(ssim(predicted.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None])))
-        return {key: float(np.mean(v)) for key, v in values.items()} | {"images": len(dataset)}
+        return {key: float(np.mean(v)) for key, v in values.items()} | {"images": len(indices)}
 
-    report = {"data": str(args.data), "steps": args.steps, "train_seconds": train_seconds}
+    report = {
+        "data": str(args.data), "method": args.method, "steps": args.steps, "train_seconds": train_seconds,
+        "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
+        "curve": curve,
+    }  # fmt: skip
     for name, context in (("avatar", None), ("body_prior", body_prior_only(model))):
         if context is not None:
             context.__enter__()

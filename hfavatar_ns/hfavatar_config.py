@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
@@ -32,9 +34,11 @@ def _optimizers(learning_rate: float, max_steps: int) -> dict:
     return {"fields": group(), "deformation": group()}
 
 
-def hfavatar_trainer(lite: bool) -> TrainerConfig:
-    """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes."""
-    max_steps = 1000 if lite else 30000
+def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConfig:
+    """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes;
+    ``max_steps`` also sets the learning-rate schedule's length."""
+    if max_steps is None:
+        max_steps = 1000 if lite else 30000
     rays = 1024 if lite else 4096
     return TrainerConfig(
         method_name="hfavatar-lite" if lite else "hfavatar",

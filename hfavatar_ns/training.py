@@ -14,7 +14,23 @@ def lite_config(
     data: Path, output_dir: Path, max_steps: int, seed: int = 42, experiment_name: Optional[str] = None
 ) -> TrainerConfig:
     """The ``hfavatar-lite`` method on ``data``, without viewer or logging, for ``max_steps`` steps."""
-    config = hfavatar_trainer(lite=True)
+    return method_config(True, data, output_dir, max_steps, seed, experiment_name)
+
+
+def method_config(
+    lite: bool,
+    data: Path,
+    output_dir: Path,
+    max_steps: int,
+    seed: int = 42,
+    experiment_name: Optional[str] = None,
+    device: Optional[str] = None,
+) -> TrainerConfig:
+    """``hfavatar-lite`` (``lite``) or ``hfavatar`` on ``data`` for ``max_steps`` steps, without viewer;
+    ``device`` ("cpu"/"cuda") overrides the method's own choice."""
+    config = hfavatar_trainer(lite=lite, max_steps=max_steps)
+    if device is not None:
+        config.machine.device_type = device
     config.pipeline.datamanager.data = Path(data)
     config.pipeline.datamanager.dataparser.data = Path(data)
     config.output_dir = Path(output_dir)

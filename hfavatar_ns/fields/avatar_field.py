@@ -150,3 +150,9 @@ class AvatarField(nn.Module):
 
     def get_param_groups(self) -> Dict[str, list]:
         return {"fields": list(self.parameters())}
+
+
+def hash_backend(field: AvatarField) -> str:
+    """Which hash-grid implementation ``field`` actually runs ("tcnn" silently falls back to torch
+    when tiny-cuda-nn is missing)."""
+    return "tcnn" if getattr(field.encoding, "tcnn_encoding", None) is not None else "torch"
