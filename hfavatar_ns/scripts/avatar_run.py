@@ -14,6 +14,8 @@ class LoadedAvatar:
 
     model: "object"
     config: "object"
+    pipeline: "object" = None
+    """The nerfstudio pipeline (its datamanager knows the training images and their frames)."""
 
     @property
     def capture_root(self) -> Path:
@@ -34,4 +36,4 @@ def load_avatar_run(config_path: Path) -> LoadedAvatar:
     if not hasattr(model, "add_frames"):
         raise InputError(f"{config_path} is not an hfavatar run (its model is {type(model).__name__}).")
     model.eval()
-    return LoadedAvatar(model=model, config=config)
+    return LoadedAvatar(model=model, config=config, pipeline=pipeline)
