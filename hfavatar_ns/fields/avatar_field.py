@@ -43,9 +43,25 @@ class AvatarFieldConfig(InstantiateConfig):
     residual_scale: float = 0.25
     """The residual SDF is tanh-bounded to +-residual_scale metres: clothing and detail, not a new body
     (a flared skirt reaches ~17 cm beyond the body)."""
+    coarse_to_fine_levels: int = 0
+    """Hash levels active at the start (0: all from the start). The rest come online one by one over
+    ``coarse_to_fine_steps``, so the coarse levels settle the shape before the fine ones can fit noise."""
+    coarse_to_fine_steps: int = 0
+    """Steps over which the remaining hash levels are switched on (linearly, each faded in)."""
     init_inv_s: float = 64.0
     """Initial NeuS sharpness (inverse standard deviation of the logistic density): the body prior is
     already a good surface, so start sharp (std ~1.6 cm) rather than from NeuS's blurry sphere."""
+
+
+def coarse_to_fine_level_weights(num_levels: int, initial_levels: int, ramp_steps: int, step: int) -> Tensor:
+    """Weight in [0, 1] of each hash level at ``step``: the first ``initial_levels`` are on, the others
+    fade in one after another over ``ramp_steps`` (all on when either is 0 or the ramp is over)."""
+    if initial_levels <= 0 or ramp_steps <= 0 or initial_levels >= num_levels:
+        return torch.ones(num_levels)
+    pending = num_levels - initial_levels
+    progress = min(max(step / ramp_steps, 0.0), 1.0) * pending  # in "levels switched on so far"
+    offsets = torch.arange(num_levels, dtype=torch.float32) - initial_levels
+    return (progress - offsets).clamp(0.0, 1.0)
 
 
 class AvatarField(nn.Module):
@@ -70,6 +86,8 @@ class AvatarField(nn.Module):
             features_per_level=config.features_per_level,
             implementation=config.implementation,
         )
+        self.register_buffer("level_weights", torch.ones(config.num_levels), persistent=False)
+        self.set_progress(0)
         layers = []
         width_in = self.encoding.get_out_dim() + 3
         for _ in range(config.num_layers):
@@ -95,6 +113,14 @@ class AvatarField(nn.Module):
         """False renders the body prior alone (for comparisons); not saved."""
         self.log_inv_s = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(config.init_inv_s)))))
 
+    def set_progress(self, step: int) -> None:
+        """Switch hash levels on as training goes (see ``coarse_to_fine_levels``)."""
+        self.level_weights.copy_(
+            coarse_to_fine_level_weights(
+                self.config.num_levels, self.config.coarse_to_fine_levels, self.config.coarse_to_fine_steps, step
+            )
+        )
+
     def normalize(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
         """Canonical points to the hash grid's unit cube (clamped: the grid is only defined inside)."""
         return ((points - self.bounds[0]) / (self.bounds[1] - self.bounds[0])).clamp(0.0, 1.0)
@@ -103,6 +129,7 @@ class AvatarField(nn.Module):
         """``[sdf, geometry features]`` at canonical points (the contract ``ns-export marching-cubes`` uses)."""
         flat = points.reshape(-1, 3)
         features = self.encoding(self.normalize(flat)).float()
+        features = features * self.level_weights.repeat_interleave(self.config.features_per_level)
         hidden = self.geometry_mlp(torch.cat([features, flat], dim=-1))
         head = self.geometry_head(hidden)
         residual = self.config.residual_scale * torch.tanh(head[:, :1] / self.config.residual_scale)

@@ -193,15 +193,24 @@ class HFAvatarModel(Model):
     def get_param_groups(self) -> Dict[str, List[nn.Parameter]]:
         return {"fields": list(self.field.parameters()), "deformation": list(self.deformation.parameters())}
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
-        def set_progress(step: int) -> None:
-            if self.config.cos_anneal_end > 0:
-                self.cos_anneal_ratio = min(1.0, step / self.config.cos_anneal_end)
-            self.deformation.set_progress(step)
+    def set_progress(self, step: int) -> None:
+        """Everything scheduled by the training step: NeuS's cos anneal, the non-rigid kick-in, hash levels."""
+        if self.config.cos_anneal_end > 0:
+            self.cos_anneal_ratio = min(1.0, step / self.config.cos_anneal_end)
+        self.deformation.set_progress(step)
+        self.field.set_progress(step)
 
+    def update_to_step(self, step: int) -> None:
+        # nerfstudio calls this when it loads a checkpoint (resume, ns-eval, ns-render, viewer): without it
+        # a loaded avatar would render as at step 0 (non-rigid offsets and fine hash levels off).
+        self.set_progress(step)
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         return [
             TrainingCallback(
-                where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1, func=set_progress
+                where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                update_every_num_iters=1,
+                func=self.set_progress,
             )
         ]
 

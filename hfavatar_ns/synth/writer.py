@@ -9,7 +9,8 @@ Layout (``OUT/``)::
     new_vertices/{i}.npy              posed body model vertices, world metres
     body_model.json                   {"kind", "gender", "generator", "preset", "seed", ...}
     ground_truth/canonical.ply        clothed subject, canonical pose (body model frame), vertex colours
-    ground_truth/posed/{i:06d}.ply    clothed subject per frame, world coordinates
+    ground_truth/posed/{i:06d}.ply    clothed subject per frame, world coordinates: the faces some camera
+                                      of the capture sees (see hfavatar_ns.synth.visible_surface)
     ground_truth/subject.npz          canonical vertices, faces, skinning weights, materials, skirt flags
 """
 
@@ -34,6 +35,7 @@ from hfavatar_ns.synth import cameras as cam
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.garment import PART_LABELS, ClothedSubject, build_clothed_subject
 from hfavatar_ns.synth.motion import ground_translation, walking_motion
+from hfavatar_ns.synth.visible_surface import visible_surface
 from hfavatar_ns.synth.raycast import embree_intersector, render
 from hfavatar_ns.synth.texture import TextureParams, albedo
 
@@ -209,7 +211,10 @@ def generate_capture(output_dir, config: SynthConfig, overwrite: bool = False, p
         np.save(output_dir / "new_params" / f"{i}.npy", params_i, allow_pickle=True)
         np.save(output_dir / "new_vertices" / f"{i}.npy", body_vertices[0].numpy().astype(np.float32))
         if config.write_posed_meshes:
-            trimesh.Trimesh(posed, subject.faces, process=False).export(output_dir / "ground_truth" / "posed" / f"{i:06d}.ply")
+            visible_vertices, visible_faces = visible_surface(posed, subject.faces, cameras.centres)
+            trimesh.Trimesh(visible_vertices, visible_faces, process=False).export(
+                output_dir / "ground_truth" / "posed" / f"{i:06d}.ply"
+            )
 
         intersector = embree_intersector(posed, subject.faces)
         normals_source.vertices = posed
