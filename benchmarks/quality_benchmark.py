@@ -26,6 +26,23 @@ import numpy as np
 import torch
 
 
+def override(config, assignment: str) -> None:
+    """Set ``a.b.c=value`` on a nested config; the value is parsed as the field's current type."""
+    path, _, text = assignment.partition("=")
+    *parents, name = path.split(".")
+    target = config
+    for parent in parents:
+        target = getattr(target, parent)
+    current = getattr(target, name)
+    if isinstance(current, bool):
+        value = text.lower() in ("1", "true", "yes")
+    elif current is None:
+        value = text
+    else:
+        value = type(current)(text)
+    setattr(target, name, value)
+
+
 def main() -> None:
     from torchmetrics.functional import structural_similarity_index_measure as ssim
 
@@ -45,6 +62,8 @@ def main() -> None:
     parser.add_argument("--implementation", choices=["torch", "tcnn"], default=None, help="hash-grid backend")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--curve-every", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a config field, e.g. pipeline.model.eikonal_loss_mult=0.3 (repeatable)")
     parser.add_argument("--output", type=Path, default=Path("outputs/benchmarks"))
     parser.add_argument("--mesh-resolution", type=int, default=128)
     parser.add_argument("--max-images", type=int, default=8,
@@ -60,6 +79,8 @@ def main() -> None:
     )  # fmt: skip
     if args.implementation is not None:
         config.pipeline.model.sdf_field.implementation = args.implementation
+    for assignment in args.set:
+        override(config, assignment)
     config.set_timestamp()
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
@@ -76,6 +97,9 @@ def main() -> None:
         values = render_dataset_psnr(trainer.pipeline.model, trainer.pipeline.datamanager.eval_dataset, max_images=2)
         evaluation_seconds[0] += time.time() - evaluating
         curve.append({"step": step, "train_seconds": trained_seconds, "heldout_psnr_2_images": float(np.mean(values))})
+        print(f"curve: {curve[-1]}", flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)  # partial results survive a time limit
+        args.json.with_suffix(".curve.json").write_text(json.dumps(curve, indent=2))
 
     if args.curve_every > 0:
         trainer.callbacks.append(TrainingCallback(
@@ -110,6 +134,7 @@ def main() -> None:
         "data": str(args.data), "method": args.method, "steps": args.steps, "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
         "curve": curve,
+        "overrides": args.set,
     }  # fmt: skip
     for name, context in (("avatar", None), ("body_prior", body_prior_only(model))):
         if context is not None:

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# GPU benchmark, sized for one lent H100/H200 (at most about 9.5 minutes): run from the repo root on the device,
+# with the wheel bundle carried (see gpu_setup.sh). Writes JSON and logs under $OUT (default outputs/gpu).
+#
+#   1. the `default` synthetic capture (made there)
+#   2. speed: hfavatar (GPU defaults) and hfavatar-lite on CUDA; the hash grid with tcnn when it imports,
+#      else nerfstudio's torch implementation (said in the JSON's "hash_backend")
+#   3. quality over time: hfavatar on CUDA with a held-out PSNR curve (time to reach the CPU run's quality)
+#   4. quality of hfavatar-lite on CUDA, plus variants of it, concurrently (same algorithm as on the CPU)
+#
+# Each stage has its own time limit, so a slow stage cannot take the later ones down with it.
+set -u
+OUT="${OUT:-outputs/gpu}"
+RES=/tmp/hfavatar-gpu-results  # everything lands here; $OUT gets one archive (the device returns at most 8 files)
+mkdir -p "$OUT" "$RES"
+source "$(dirname "$0")/gpu_setup.sh" || exit 1
+export PYTHONUNBUFFERED=1
+DATA=/tmp/hfavatar-data/synth-default
+FULL_STEPS="${FULL_STEPS:-2000}"
+started=$(date +%s)
+stamp() { echo "== $(( $(date +%s) - started )) s: $*"; }
+
+stamp "import check"
+python3 -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstudio.scripts.train" || exit 1
+
+stamp "synthesise default capture"
+timeout 120 python3 -m hfavatar_ns.synth.cli "$DATA" --preset default >"$RES/synth.log" 2>&1 || { tail -20 "$RES/synth.log"; exit 1; }
+
+stamp "speed"
+timeout 75 python3 benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device cuda --steps 20 --warmup 5 \
+  --late-step 6000 --render-images 4 --output /tmp/hfavatar-out --json "$RES/speed_hfavatar_cuda.json" >"$RES/speed_full.log" 2>&1
+tail -c 1500 "$RES/speed_full.log"
+timeout 60 python3 benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 20 --warmup 5 \
+  --render-images 4 --output /tmp/hfavatar-out --json "$RES/speed_lite_cuda.json" >"$RES/speed_lite.log" 2>&1
+tail -c 800 "$RES/speed_lite.log"
+
+stamp "hfavatar on CUDA, $FULL_STEPS steps, with a quality curve"
+timeout 230 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar --device cuda --steps "$FULL_STEPS" \
+  --curve-every 250 --mesh-resolution 256 --max-images 0 --output /tmp/hfavatar-out \
+  --json "$RES/quality_hfavatar_cuda.json" >"$RES/quality_full.log" 2>&1
+tail -c 1500 "$RES/quality_full.log"
+
+stamp "hfavatar-lite on CUDA and variants, concurrently"
+run_variant() {
+  local name="$1"; shift
+  OMP_NUM_THREADS=4 timeout 170 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 1000 \
+    --mesh-resolution 256 --max-images 0 --output "/tmp/hfavatar-out/$name" --json "$RES/variant_$name.json" "$@" \
+    >"$RES/variant_$name.log" 2>&1
+  echo "variant $name: exit $?"
+}
+run_variant lite &
+run_variant coarse_to_fine --set pipeline.model.sdf_field.coarse_to_fine_levels=6 \
+  --set pipeline.model.sdf_field.coarse_to_fine_steps=600 &
+run_variant eikonal_0.3 --set pipeline.model.eikonal_loss_mult=0.3 &
+run_variant lite_2000 --steps 2000 &
+wait
+stamp "done"
+python3 - "$RES" <<'EOF'
+import json, pathlib, sys
+
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    report = json.loads(path.read_text())
+    if "avatar" in report:
+        a, p = report["avatar"], report["body_prior"]
+        print(f"{path.stem}: {report['train_seconds']:.0f} s train | novel view {a['novel_view']['psnr']:.2f} "
+              f"(prior {p['novel_view']['psnr']:.2f}) | novel pose {a['novel_pose']['psnr']:.2f} "
+              f"(prior {p['novel_pose']['psnr']:.2f}) | chamfer {a['geometry']['chamfer_mm']:.1f} mm "
+              f"(prior {p['geometry']['chamfer_mm']:.1f}) NC {a['geometry']['normal_consistency']:.2f} "
+              f"(prior {p['geometry']['normal_consistency']:.2f}) F {a['geometry']['f_score_1cm']:.2f} "
+              f"(prior {p['geometry']['f_score_1cm']:.2f})")
+    else:
+        print(path.stem, json.dumps(report))
+EOF
+tar czf "$OUT/gpu_results.tgz" -C "$RES" .
