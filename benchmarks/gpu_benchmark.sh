@@ -43,7 +43,7 @@ tail -c 1500 "$RES/quality_full.log"
 stamp "hfavatar-lite on CUDA and variants, concurrently"
 run_variant() {
   local name="$1"; shift
-  OMP_NUM_THREADS=4 timeout 170 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 1000 \
+  OMP_NUM_THREADS=2 timeout 170 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 1000 \
     --mesh-resolution 256 --max-images 0 --output "/tmp/hfavatar-out/$name" --json "$RES/variant_$name.json" "$@" \
     >"$RES/variant_$name.log" 2>&1
   echo "variant $name: exit $?"
@@ -53,6 +53,9 @@ run_variant coarse_to_fine --set pipeline.model.sdf_field.coarse_to_fine_levels=
   --set pipeline.model.sdf_field.coarse_to_fine_steps=600 &
 run_variant eikonal_0.3 --set pipeline.model.eikonal_loss_mult=0.3 &
 run_variant lite_2000 --steps 2000 &
+run_variant coarse_eikonal --set pipeline.model.sdf_field.coarse_to_fine_levels=6 \
+  --set pipeline.model.sdf_field.coarse_to_fine_steps=600 --set pipeline.model.eikonal_loss_mult=0.3 &
+run_variant max_res_128 --set pipeline.model.sdf_field.max_resolution=128 --set pipeline.model.sdf_field.log2_hashmap_size=14 &
 wait
 stamp "done"
 python3 - "$RES" <<'EOF'
