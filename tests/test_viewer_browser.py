@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # ~45 s for the viewer and browser, plus the shared tiny training run
+pytestmark = pytest.mark.slow  # 45-60 s for the viewer and the browser, plus the shared tiny training run
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,8 +49,10 @@ VIEWER_START_TIMEOUT_S = 240.0  # loading nerfstudio, the checkpoint and the cap
 RENDER_TIMEOUT_S = 180.0
 
 
-def require_browser():
-    """Playwright's sync API, or a failure that says how to install what is missing."""
+@pytest.fixture(scope="session")
+def playwright_api():
+    """Playwright's sync API, or a failure that says how to install what is missing (checked before the
+    tiny training run: session fixtures listed first are set up first)."""
     if not CHROMIUM.is_file():
         pytest.fail(
             f"Chromium is missing at {CHROMIUM}: the viewer's browser test needs it. "
@@ -287,10 +289,9 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
 
-def test_frame_slider_changes_the_render_in_the_browser(tiny_avatar_run, tmp_path):
-    sync_playwright = require_browser()
+def test_frame_slider_changes_the_render_in_the_browser(playwright_api, tiny_avatar_run, tmp_path):
     port = free_port()
-    with running_viewer(tiny_avatar_run, port, tmp_path / "ns-viewer.log") as url, sync_playwright() as playwright:
+    with running_viewer(tiny_avatar_run, port, tmp_path / "ns-viewer.log") as url, playwright_api() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT)
