@@ -22,18 +22,20 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
-# ffmpeg (ns-render videos) and libusb (open3d, imported by ns-export): installed when we are root.
+# ffmpeg (ns-render videos), libusb (open3d, imported by ns-export) and chromium (the viewer's browser
+# test, driven by Playwright; no browser is downloaded): installed when we are root.
 system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ldconfig -p 2>/dev/null | grep -q libusb-1.0.so.0 || missing="$$missing libusb-1.0-0"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing system packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	      || echo "warning: could not install$$missing; install them yourself for ns-render/ns-export"; \
+	      || echo "warning: could not install$$missing; install them yourself for ns-render/ns-export/the viewer test"; \
 	  else \
-	    echo "note: please install$$missing (e.g. sudo apt-get install$$missing) for ns-render/ns-export"; \
+	    echo "note: please install$$missing (e.g. sudo apt-get install$$missing) for ns-render/ns-export/the viewer test"; \
 	  fi; \
 	fi
 
