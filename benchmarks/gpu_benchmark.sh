@@ -24,7 +24,7 @@ stamp "import check"
 python3 -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstudio.scripts.train" || exit 1
 
 stamp "synthesise default capture"
-timeout 120 python3 -m hfavatar_ns.synth.cli "$DATA" --preset default >"$RES/synth.log" 2>&1 || { tail -20 "$RES/synth.log"; exit 1; }
+timeout 120 python3 -m hfavatar_ns.synth.cli "$DATA" --preset default --overwrite >"$RES/synth.log" 2>&1 || { tail -20 "$RES/synth.log"; exit 1; }
 
 stamp "speed"
 timeout 75 python3 benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device cuda --steps 20 --warmup 5 \

@@ -125,7 +125,13 @@ def undistorted_directions(
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     pixels = np.stack([u.ravel(), v.ravel()], axis=-1)[:, None, :]
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12)
-    normalized = cv2.undistortPointsIter(pixels, K, D, None, None, criteria)[:, 0, :]
+    if hasattr(cv2, "undistortPointsIter"):
+        normalized = cv2.undistortPointsIter(pixels, K, D, None, None, criteria)[:, 0, :]
+    else:  # OpenCV 5 dropped undistortPointsIter; its undistortPoints may take the criteria
+        try:
+            normalized = cv2.undistortPoints(pixels, K, D, R=None, P=None, criteria=criteria)[:, 0, :]
+        except (cv2.error, TypeError):
+            normalized = cv2.undistortPoints(pixels, K, D)[:, 0, :]
     return np.concatenate([normalized, np.ones((len(normalized), 1))], axis=-1)
 
 
