@@ -18,10 +18,11 @@ from typing import Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from scipy.spatial import cKDTree
 from torch import Tensor, nn
+
+from hfavatar_ns.geometry.trilinear import trilinear_sample
 
 Resolution = Union[int, Tuple[int, int, int]]
 
@@ -137,16 +138,13 @@ def sample_grid(
     bounds_max: Float[Tensor, "3"],
     points: Float[Tensor, "*bs 3"],
 ) -> Float[Tensor, "*bs C"]:
-    """Trilinear interpolation of a grid at points (clamped to the box), differentiable in both.
-
-    A thin wrapper of :func:`torch.nn.functional.grid_sample` (``align_corners=True``): its last grid
-    coordinate indexes the first spatial axis, so the (x, y, z) coordinates are passed as (z, y, x).
-    """
+    """Trilinear interpolation of a grid at points (clamped to the box), differentiable (twice) in both."""
     batch_shape = points.shape[:-1]
-    coords = _normalised_coordinates(points.reshape(-1, 3), bounds_min.to(points), bounds_max.to(points))
-    grid = coords.flip(-1).reshape(1, 1, 1, -1, 3)
-    sampled = F.grid_sample(values.to(points.dtype)[None], grid, mode="bilinear", align_corners=True)
-    return sampled.reshape(values.shape[0], -1).transpose(0, 1).reshape(*batch_shape, values.shape[0])
+    lower, upper = bounds_min.to(points), bounds_max.to(points)
+    sizes = torch.tensor(values.shape[1:], dtype=points.dtype, device=points.device)
+    coords = (points.reshape(-1, 3) - lower) / (upper - lower) * (sizes - 1)
+    sampled = trilinear_sample(values.to(points.dtype), coords)
+    return sampled.reshape(*batch_shape, values.shape[0])
 
 
 def _renormalise(weights: Tensor, eps: float = 1e-8) -> Tensor:

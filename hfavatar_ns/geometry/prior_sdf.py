@@ -25,9 +25,10 @@ from typing import Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from hfavatar_ns.geometry.trilinear import trilinear_sample
 
 __all__ = ["SDFGrid", "build_sdf_grid", "query_sdf_grid", "signed_distance_to_mesh"]
 
@@ -197,13 +198,8 @@ def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Te
     flat = points.reshape(-1, 3).to(grid.values.dtype)
     lower, upper = grid.bounds_min, grid.bounds_max
     clamped = torch.minimum(torch.maximum(flat, lower), upper)
-    normalized = 2.0 * (clamped - lower) / (upper - lower) - 1.0
-    # grid_sample reads a [N, C, D, H, W] volume with coordinates ordered (W, H, D). Our values are
-    # [X, Y, Z] = [D, H, W], so the coordinates go in as (z, y, x).
-    sample_coords = normalized.flip(-1).reshape(1, 1, 1, -1, 3)
-    inside_value = F.grid_sample(
-        grid.values[None, None], sample_coords, mode="bilinear", padding_mode="border", align_corners=True
-    ).reshape(-1)
+    sizes = torch.tensor(grid.values.shape, dtype=flat.dtype, device=flat.device)
+    inside_value = trilinear_sample(grid.values[None], (clamped - lower) / (upper - lower) * (sizes - 1)).reshape(-1)
     # Distance to the box, zero inside. The norm's gradient at 0 is NaN, so it is only evaluated
     # (and differentiated) for points that are really outside.
     is_outside = (flat < lower).any(dim=-1) | (flat > upper).any(dim=-1)
