@@ -2,10 +2,10 @@
 
 One training run on the `tiny` synthetic capture (6 cameras, 3 of them held out, 6 frames, 96 px).
 Asserted: the training views render far better than before training (colour and silhouette), the
-posed mesh is watertight and in world coordinates, the checkpoint loads under torch >= 2.6.
-Printed, not asserted: held-out views and posed-mesh metrics beside the body prior alone (the same
-model with its SDF residual off). At this size and training length those comparisons are within
-noise of the prior's; issue #3 tracks beating the prior there.
+posed mesh is closer to the ground-truth surface than the body model is (mm and ARAH Chamfer), it is
+watertight and in world coordinates, the checkpoint loads under torch >= 2.6 and resuming from it
+gives the same loss. Printed, not asserted: held-out views beside the body prior alone (the same model
+with its SDF residual off): at this size the avatar is still ~0.4 dB below it (issue #3).
 """
 
 from pathlib import Path
@@ -86,8 +86,9 @@ def test_posed_mesh_against_ground_truth(trained):
     model = trainer.pipeline.model
     comparison = compare_posed_geometry(model, capture, [0, 2], resolution=96, samples=20_000)
     print(f"geometry: avatar {comparison.avatar}, body {comparison.body_prior}")
-    # The right person in the right place: within twice the body model's own distance to the truth.
-    assert comparison.avatar["chamfer_mm"] < 2.0 * comparison.body_prior["chamfer_mm"]
+    # The residual must add what the body lacks (the skirt): closer to the truth than the body model.
+    assert comparison.avatar["chamfer_mm"] < comparison.body_prior["chamfer_mm"]
+    assert comparison.avatar["chamfer_arah_cm2"] < comparison.body_prior["chamfer_arah_cm2"]
 
 
 def test_posed_mesh_is_watertight_and_in_world_coordinates(trained):
@@ -110,3 +111,41 @@ def test_checkpoint_was_written_and_loads(trained):
     allow_nerfstudio_checkpoints()
     state = torch.load(checkpoints[0], map_location="cpu")  # weights_only=True, the torch >= 2.6 default
     assert "pipeline" in state and "optimizers" in state
+
+
+def test_resume_continues_without_a_jump(trained):
+    """Resuming from the checkpoint restores weights, schedules and optimiser: the same batch gives the
+    same loss in the resumed trainer as in the one that wrote the checkpoint."""
+    import copy
+    import functools
+
+    _, trainer, _ = trained
+    resumed_config = copy.deepcopy(trainer.config)
+    resumed_config.load_dir = Path(trainer.checkpoint_dir)
+    resumed_config.max_num_iterations = STEPS + 5
+    resumed = resumed_config.setup(local_rank=0, world_size=1)
+    resumed.setup()
+    assert resumed._start_step == STEPS
+
+    torch.manual_seed(1234)
+    ray_bundle, batch = trainer.pipeline.datamanager.next_train(STEPS)
+
+    def loss_at(model) -> float:
+        torch.manual_seed(99)  # the same samples along the rays for both
+        model.train()
+        outputs = model(ray_bundle)
+        losses = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
+        return float(functools.reduce(torch.add, losses.values()))
+
+    original_model, resumed_model = trainer.pipeline.model, resumed.pipeline.model
+    original_model.set_progress(STEPS - 1)  # the checkpoint holds the last step trained
+    assert resumed_model.cos_anneal_ratio == original_model.cos_anneal_ratio
+    assert resumed_model.deformation._step == STEPS - 1
+    assert torch.equal(resumed_model.field.level_weights, original_model.field.level_weights)
+    for model in (original_model, resumed_model):
+        model.set_progress(STEPS)  # what the training loop does before the next step
+    before, after = loss_at(original_model), loss_at(resumed_model)
+    print(f"resume: loss on the same batch {before:.6f} before saving, {after:.6f} after loading")
+    assert abs(after - before) <= 1e-4 * max(1.0, abs(before))
+    optimiser = resumed.optimizers.optimizers["fields"]
+    assert any(len(state) > 0 for state in optimiser.state.values())  # Adam moments came back
