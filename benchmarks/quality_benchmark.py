@@ -26,62 +26,23 @@ import numpy as np
 import torch
 
 
-def override(config, assignment: str) -> None:
-    """Set ``a.b.c=value`` on a nested config; the value is parsed as the field's current type."""
-    path, _, text = assignment.partition("=")
-    *parents, name = path.split(".")
-    target = config
-    for parent in parents:
-        target = getattr(target, parent)
-    current = getattr(target, name)
-    if isinstance(current, bool):
-        value = text.lower() in ("1", "true", "yes")
-    elif current is None:
-        value = text
-    else:
-        value = type(current)(text)
-    setattr(target, name, value)
-
-
 def main() -> None:
     from torchmetrics.functional import structural_similarity_index_measure as ssim
 
-    from hfavatar_ns.evaluation.avatar_eval import body_prior_only, compare_posed_geometry
-    from hfavatar_ns.synth.config import SynthConfig
-    from hfavatar_ns.synth.writer import generate_capture
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
-    from hfavatar_ns.evaluation.avatar_eval import render_dataset_psnr
-    from hfavatar_ns.training import method_config
+    from benchmark_run import add_run_arguments, run_config
+    from hfavatar_ns.evaluation.avatar_eval import body_prior_only, compare_posed_geometry, render_dataset_psnr
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data/synth-default"))
-    parser.add_argument("--preset", default="default", help="hfavatar-synth preset made when --data is missing")
-    parser.add_argument("--method", choices=["hfavatar-lite", "hfavatar"], default="hfavatar-lite")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: the method's own)")
-    parser.add_argument("--implementation", choices=["torch", "tcnn"], default=None, help="hash-grid backend")
-    parser.add_argument("--steps", type=int, default=1000)
+    add_run_arguments(parser, default_steps=1000)
     parser.add_argument("--curve-every", type=int, default=0)
-    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a config field, e.g. pipeline.model.eikonal_loss_mult=0.3 (repeatable)")
-    parser.add_argument("--output", type=Path, default=Path("outputs/benchmarks"))
     parser.add_argument("--mesh-resolution", type=int, default=128)
     parser.add_argument("--max-images", type=int, default=8,
                         help="images per split, evenly spread (0: all); full-image renders are slow on a CPU")
     parser.add_argument("--json", type=Path, default=Path("outputs/benchmarks/quality.json"))
     args = parser.parse_args()
-    if not (args.data / "annots.npy").exists():
-        generate_capture(args.data, SynthConfig.from_preset(args.preset))
-
-    config = method_config(
-        args.method == "hfavatar-lite", args.data, args.output, args.steps,
-        experiment_name=f"quality-{args.method}-{args.data.name}", device=args.device,
-    )  # fmt: skip
-    if args.implementation is not None:
-        config.pipeline.model.sdf_field.implementation = args.implementation
-    for assignment in args.set:
-        override(config, assignment)
-    config.set_timestamp()
+    config = run_config(args, args.steps, experiment_name=f"quality-{args.method}-{args.data.name}")
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()

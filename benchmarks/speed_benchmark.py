@@ -73,32 +73,17 @@ def time_rendering(model, cameras, images: int) -> Dict[str, float]:
 
 
 def main() -> None:
-    from hfavatar_ns.synth.config import SynthConfig
-    from hfavatar_ns.synth.writer import generate_capture
-    from hfavatar_ns.training import method_config
+    from benchmark_run import add_run_arguments, run_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data/synth-default"))
-    parser.add_argument("--preset", default="default", help="hfavatar-synth preset made when --data is missing")
-    parser.add_argument("--method", choices=["hfavatar-lite", "hfavatar"], default="hfavatar-lite")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: the method's own)")
-    parser.add_argument("--implementation", choices=["torch", "tcnn"], default=None, help="hash-grid backend")
-    parser.add_argument("--steps", type=int, default=20)
+    add_run_arguments(parser, default_steps=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--late-step", type=int, default=None,
                         help="also time iterations from this step on (non-rigid offsets switched on)")
     parser.add_argument("--render-images", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=Path("outputs/benchmarks"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if not (args.data / "annots.npy").exists():
-        generate_capture(args.data, SynthConfig.from_preset(args.preset))
-
-    lite = args.method == "hfavatar-lite"
-    config = method_config(lite, args.data, args.output, 30000, experiment_name=f"speed-{args.method}", device=args.device)
-    if args.implementation is not None:
-        config.pipeline.model.sdf_field.implementation = args.implementation
-    config.set_timestamp()
+    config = run_config(args, 30000, experiment_name=f"speed-{args.method}")
     trainer = config.setup(local_rank=0, world_size=1)
     setup_started = time.perf_counter()
     trainer.setup()

@@ -22,7 +22,7 @@ from jaxtyping import Float, Int
 from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
-from hfavatar_ns.geometry.trilinear import trilinear_sample
+from hfavatar_ns.geometry.trilinear import trilinear_rows, trilinear_sample
 
 Resolution = Union[int, Tuple[int, int, int]]
 
@@ -177,21 +177,8 @@ def sample_stacked_grids(
     resolution = torch.tensor([res_x, res_y, res_z], device=points.device, dtype=points.dtype)
     lo, hi = bounds_min[grid_indices].to(points), bounds_max[grid_indices].to(points)
     continuous = (_normalised_coordinates(points, lo, hi) + 1.0) * 0.5 * (resolution - 1)
-    base = torch.minimum(continuous.floor(), resolution - 2).clamp_min(0)
-    frac = continuous - base  # in [0, 1]
-    base = base.long()
-    rows = table.reshape(-1, channels)
-    grid_offset = grid_indices.long() * (res_x * res_y * res_z)
-    result = points.new_zeros(points.shape[0], channels)
-    for dx in (0, 1):
-        wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
-        for dy in (0, 1):
-            wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
-            for dz in (0, 1):
-                wz = frac[:, 2] if dz else 1.0 - frac[:, 2]
-                flat = grid_offset + ((base[:, 0] + dx) * res_y + base[:, 1] + dy) * res_z + base[:, 2] + dz
-                result = result + (wx * wy * wz)[:, None] * rows[flat].to(points.dtype)
-    return result
+    first_row = grid_indices.long() * (res_x * res_y * res_z)
+    return trilinear_rows(table.reshape(-1, channels), first_row, (res_x, res_y, res_z), continuous)
 
 
 class PerFrameWeightGrids(nn.Module):
