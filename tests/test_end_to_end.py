@@ -2,10 +2,10 @@
 
 One training run on the `tiny` synthetic capture (6 cameras, 3 of them held out, 6 frames, 96 px).
 Asserted: the training views render far better than before training (colour and silhouette), the
-posed mesh is closer to the ground-truth surface than the body model is (mm and ARAH Chamfer), it is
-watertight and in world coordinates, the checkpoint loads under torch >= 2.6 and resuming from it
-gives the same loss. Printed, not asserted: held-out views beside the body prior alone (the same model
-with its SDF residual off): at this size the avatar is still ~0.4 dB below it (issue #3).
+held-out views beat the body prior alone (the same model with its SDF residual off: the body's shape
+with the learned colour), the posed mesh is closer to the ground-truth surface than the body model is
+(mm and ARAH Chamfer), it is watertight and in world coordinates, the checkpoint loads under
+torch >= 2.6 and resuming from it gives the same loss.
 """
 
 from pathlib import Path
@@ -79,6 +79,9 @@ def test_held_out_views_against_the_body_prior(trained):
     black = [psnr(torch.zeros_like(target), target) for target in held_out_targets(model, dataset)]
     print(f"novel views: an all-black image scores {np.mean(black):.2f} dB")
     assert np.mean(avatar["psnr"]) > np.mean(black) + 3.0
+    # Measured at 400 steps: avatar 26.76 dB, body prior 25.50 dB (the skirt the body lacks).
+    assert np.mean(avatar["psnr"]) > np.mean(prior["psnr"]) + 0.5
+    assert np.mean(avatar["silhouette_iou"]) > np.mean(prior["silhouette_iou"])
 
 
 def test_posed_mesh_against_ground_truth(trained):

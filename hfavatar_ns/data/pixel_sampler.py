@@ -1,32 +1,64 @@
-"""Pixel sampling for avatars: most rays on the person, the rest anywhere.
+"""Pixel sampling for avatars: most rays on and around the person, the rest anywhere.
 
 nerfstudio's sampler either samples only inside the mask (then nothing teaches the model where the
 person ends) or ignores it (then most rays land on empty background, which the inner sampler skips
-anyway). We take a fixed share from the foreground and the rest uniformly, and keep the mask per ray
-as the target of the mask loss.
+anyway). We take a fixed share from a band around the person (the mask dilated by a few pixels) and
+the rest uniformly, and keep the mask per ray as the target of the mask loss.
+
+Why the band and not the mask itself: drawn from the mask, foreground pixels are sampled ~20 times
+more often than the background right beside them, so wherever the silhouette is uncertain (a blurry
+surface, a pixel the surface half covers) the losses side with the foreground and the avatar grows
+fat. Inside the band, both sides of the outline are sampled equally often.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Type, Union
+from typing import Dict, Optional, Tuple, Type, Union
 
 import torch
-from jaxtyping import Int
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from nerfstudio.data.pixel_samplers import PixelSampler, PixelSamplerConfig
+
+
+def dilate_masks(masks: Float[Tensor, "N H W 1"], radius: int) -> Bool[Tensor, "N H W 1"]:
+    """Foreground masks grown by ``radius`` pixels (a square neighbourhood, separable max pooling)."""
+    foreground = (masks > 0.5).float().permute(0, 3, 1, 2)  # N 1 H W
+    if radius > 0:
+        size = 2 * radius + 1
+        foreground = F.max_pool2d(foreground, (1, size), stride=1, padding=(0, radius))
+        foreground = F.max_pool2d(foreground, (size, 1), stride=1, padding=(radius, 0))
+    return foreground.permute(0, 2, 3, 1) > 0.5
 
 
 @dataclass
 class ForegroundPixelSamplerConfig(PixelSamplerConfig):
     _target: Type = field(default_factory=lambda: ForegroundPixelSampler)
     foreground_fraction: float = 0.7
-    """Share of each batch drawn from foreground pixels."""
+    """Share of each batch drawn from the band around the person (the dilated mask)."""
+    band_width: float = 0.03
+    """How far the band reaches beyond the mask, as a fraction of the image's longer side (0: the mask)."""
 
 
 class ForegroundPixelSampler(PixelSampler):
     config: ForegroundPixelSamplerConfig
+
+    def __init__(self, config: ForegroundPixelSamplerConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self._band_cache: Dict[Tuple, Tensor] = {}
+
+    def band(self, mask: Tensor) -> Tensor:
+        """The dilated mask, cached for the mask tensor it came from (nerfstudio hands the same cached
+        image batch to every step until it reloads images)."""
+        radius = int(round(self.config.band_width * max(mask.shape[1], mask.shape[2])))
+        key = (mask.data_ptr(), tuple(mask.shape), str(mask.device), radius)
+        if key not in self._band_cache:
+            self._band_cache.clear()
+            self._band_cache[key] = dilate_masks(mask, radius)
+        return self._band_cache[key]
 
     def sample_method(
         self,
@@ -39,7 +71,7 @@ class ForegroundPixelSampler(PixelSampler):
     ) -> Int[Tensor, "batch_size 3"]:
         if mask is None:
             return super().sample_method(batch_size, num_images, image_height, image_width, None, device)
-        num_foreground = int(round(batch_size * self.config.foreground_fraction))
-        foreground = super().sample_method(num_foreground, num_images, image_height, image_width, mask, device)
-        anywhere = super().sample_method(batch_size - num_foreground, num_images, image_height, image_width, None, device)
-        return torch.cat([foreground, anywhere], dim=0)
+        num_band = int(round(batch_size * self.config.foreground_fraction))
+        band = super().sample_method(num_band, num_images, image_height, image_width, self.band(mask), device)
+        anywhere = super().sample_method(batch_size - num_band, num_images, image_height, image_width, None, device)
+        return torch.cat([band, anywhere], dim=0)

@@ -38,6 +38,7 @@ from hfavatar_ns.evaluation.image_metrics import LpipsNet, avatar_image_metrics,
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
 from hfavatar_ns.geometry.prior_sdf import build_sdf_grid, query_sdf_grid
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
+from hfavatar_ns.model_components.silhouette_loss import silhouette_loss
 from hfavatar_ns.models.neus_rendering import neus_alpha, weights_from_alpha
 
 
@@ -312,15 +313,9 @@ class HFAvatarModel(Model):
         accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
         losses["mask_loss"] = self.config.mask_loss_mult * F.binary_cross_entropy(accumulation, mask)
         if "ray_min_sdf" in outputs and self.config.silhouette_loss_mult > 0:
-            # IDR-style: a foreground ray must come within the surface somewhere, a background ray must
-            # stay outside. Unlike the accumulation loss, its gradient does not vanish far from the
-            # current surface, so loose clothing the body prior lacks can grow out of it.
-            hits = torch.isfinite(outputs["ray_min_sdf"])
-            if hits.any():
-                logits = -self.config.silhouette_sharpness * outputs["ray_min_sdf"][hits]
-                losses["silhouette_loss"] = self.config.silhouette_loss_mult * F.binary_cross_entropy_with_logits(
-                    logits, mask[hits]
-                )
+            silhouette = silhouette_loss(outputs["ray_min_sdf"], mask, self.config.silhouette_sharpness)
+            if silhouette is not None:
+                losses["silhouette_loss"] = self.config.silhouette_loss_mult * silhouette
         if "eikonal_gradients" in outputs:
             norms = outputs["eikonal_gradients"].norm(dim=-1)
             losses["eikonal_loss"] = self.config.eikonal_loss_mult * ((norms - 1.0) ** 2).mean()
