@@ -42,3 +42,10 @@ def test_the_rest_of_the_batch_goes_anywhere():
     inside = masks[c, y, x, 0] > 0.5
     assert inside[:500].all()  # band_width 0: the band is the mask itself
     assert inside[500:].float().mean().item() < 0.2  # uniform: 100 of 1600 pixels are foreground
+
+
+def test_band_follows_new_masks():
+    sampler = ForegroundPixelSamplerConfig(band_width=0.05).setup()
+    first, second = square_masks(), square_masks(lo=2, hi=6)
+    assert sampler.band(first) is sampler.band(first)  # same tensor: dilated once
+    assert torch.equal(sampler.band(second), dilate_masks(second, 2))

@@ -14,7 +14,7 @@ fat. Inside the band, both sides of the outline are sampled equally often.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple, Type, Union
+from typing import Optional, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -48,17 +48,16 @@ class ForegroundPixelSampler(PixelSampler):
 
     def __init__(self, config: ForegroundPixelSamplerConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self._band_cache: Dict[Tuple, Tensor] = {}
+        self._band_source: Optional[Tensor] = None
+        self._band: Optional[Tensor] = None
 
     def band(self, mask: Tensor) -> Tensor:
-        """The dilated mask, cached for the mask tensor it came from (nerfstudio hands the same cached
-        image batch to every step until it reloads images)."""
-        radius = int(round(self.config.band_width * max(mask.shape[1], mask.shape[2])))
-        key = (mask.data_ptr(), tuple(mask.shape), str(mask.device), radius)
-        if key not in self._band_cache:
-            self._band_cache.clear()
-            self._band_cache[key] = dilate_masks(mask, radius)
-        return self._band_cache[key]
+        """The dilated mask, kept while nerfstudio hands the same mask tensor to every step (until it
+        reloads images). Compared by identity: holding the source keeps its memory from being reused."""
+        if mask is not self._band_source:
+            radius = int(round(self.config.band_width * max(mask.shape[1], mask.shape[2])))
+            self._band_source, self._band = mask, dilate_masks(mask, radius)
+        return self._band
 
     def sample_method(
         self,
