@@ -39,3 +39,33 @@ def test_bumpy_sdf_costs_more_than_a_plane():
     bumpy = lambda x: x[:, 2] - 0.01 * torch.sin(200.0 * x[:, 0])  # noqa: E731
     assert normal_difference(gradients(plane, points), gradients(plane, neighbours)).item() < 1e-10
     assert normal_difference(gradients(bumpy, points), gradients(bumpy, neighbours)).item() > 0.1
+
+
+def test_the_model_adds_the_loss_and_it_reaches_the_field(tiny_avatar_run):
+    """Training rays towards the body: the loss is in the loss dict and its gradient reaches the hash grid."""
+    from nerfstudio.cameras.rays import RayBundle
+
+    from hfavatar_ns.scripts.avatar_run import load_avatar_run
+
+    model = load_avatar_run(tiny_avatar_run).model
+    model.train()
+    torch.manual_seed(0)
+    targets = model.posed_vertices[0][torch.randint(0, model.posed_vertices.shape[1], (256,))]
+    origins = targets.mean(dim=0) + torch.tensor([0.0, -3.0, 0.0])
+    directions = torch.nn.functional.normalize(targets - origins, dim=-1)
+    rays = RayBundle(
+        origins=origins.expand(256, 3).contiguous(),
+        directions=directions,
+        pixel_area=torch.full((256, 1), 1e-6),
+        camera_indices=torch.zeros(256, 1, dtype=torch.long),
+        nears=torch.zeros(256, 1),
+        fars=torch.full((256, 1), 6.0),
+        metadata={"frame_idx": torch.zeros(256, 1, dtype=torch.long)},
+    )
+    outputs = model(rays)
+    batch = {"image": torch.zeros(256, 3), "mask": torch.ones(256, 1)}
+    losses = model.get_loss_dict(outputs, batch)
+    assert "normal_smoothness_loss" in losses and losses["normal_smoothness_loss"] > 0
+    model.field.encoding.zero_grad()
+    losses["normal_smoothness_loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.field.encoding.parameters())
