@@ -11,7 +11,7 @@ from hfavatar_ns.errors import InputError
 from hfavatar_ns.scripts.export_mesh import ExportMeshConfig, export_meshes
 
 
-def test_canonical_and_posed_meshes(tiny_avatar_run, tmp_path):
+def test_canonical_and_posed_meshes(tiny_avatar_run, tmp_path, capsys):
     written = export_meshes(
         ExportMeshConfig(load_config=tiny_avatar_run, output_dir=tmp_path, canonical=True, frame=0, resolution=48)
     )
@@ -24,6 +24,11 @@ def test_canonical_and_posed_meshes(tiny_avatar_run, tmp_path):
     assert posed.bounds[0, 2] == pytest.approx(0.0, abs=0.1) and posed.bounds[1, 2] > 1.3
     # Canonical space is the body model's (y up): a different place than the posed world mesh.
     assert not np.allclose(canonical.bounds, posed.bounds, atol=0.1)
+    # The box to hand ns-export marching-cubes holds the canonical mesh.
+    line = next(l for l in capsys.readouterr().out.splitlines() if "--bounding-box-min" in l)
+    numbers = [float(v) for v in line.split("--bounding-box-min")[1].replace("--bounding-box-max", "").split()]
+    low, high = np.array(numbers[:3]), np.array(numbers[3:])
+    assert (low <= canonical.bounds[0] + 0.01).all() and (high >= canonical.bounds[1] - 0.01).all()
 
 
 def test_unknown_frame_lists_the_known_ones(tiny_avatar_run, tmp_path):

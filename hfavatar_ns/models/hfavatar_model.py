@@ -355,6 +355,19 @@ class HFAvatarModel(Model):
             losses["skinning_loss"] = self.config.skinning_loss_mult * (residual**2).mean()
         return losses
 
+    def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*bs 4"]:
+        """The rendered colour without the background, and the accumulation as alpha.
+
+        nerfstudio's exporters (``ns-export marching-cubes`` texturing) and viewer call this; the base
+        class expects an ``RGBRenderer`` this model does not have. ``rgb`` is composited on the
+        background, so the background's share is taken out again.
+        """
+        accumulation = outputs[output_name.replace("rgb", "accumulation")]
+        composited = outputs[output_name][..., :3]
+        background = self.background(composited.device)
+        straight = (composited - (1.0 - accumulation) * background) / accumulation.clamp(min=1e-6)
+        return torch.cat([straight.clamp(0.0, 1.0), accumulation], dim=-1)
+
     def get_image_metrics_and_images(self, outputs, batch) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         device = outputs["rgb"].device
         target, mask = self.target_rgb(batch, device)
@@ -457,6 +470,21 @@ class HFAvatarModel(Model):
         ray_bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
         return self.render_ray_bundle_in_chunks(ray_bundle, lambda rays: self.get_outputs_canonical(rays, row))
 
+    @torch.no_grad()
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """Render a bundle of rays; one that names no frame (no ``frame_idx``, no time) renders the
+        canonical avatar in canonical coordinates.
+
+        Every camera of ours gets its frame before it reaches here (see :meth:`get_outputs_for_camera`).
+        Bundles without one come from nerfstudio's exporters: ``ns-export marching-cubes`` meshes the
+        canonical field and textures that mesh with rays from its surface, so those rays are canonical.
+        Posing them as frame 0 would colour the texture with whatever frame 0 has at those places.
+        """
+        metadata = camera_ray_bundle.metadata or {}
+        if self.training or "frame_idx" in metadata or camera_ray_bundle.times is not None:
+            return super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+        return self.render_ray_bundle_in_chunks(camera_ray_bundle, lambda rays: self.get_outputs_canonical(rays, None))
+
     def render_ray_bundle_in_chunks(self, camera_ray_bundle: RayBundle, render) -> Dict[str, Tensor]:
         """``render`` (rays -> outputs) over an image's rays in chunks of ``eval_num_rays_per_chunk``."""
         height, width = camera_ray_bundle.origins.shape[:2]
@@ -480,15 +508,16 @@ class HFAvatarModel(Model):
         return sampler
 
     @torch.no_grad()
-    def get_outputs_canonical(self, ray_bundle: RayBundle, frame_row: int) -> Dict[str, Tensor]:
-        """Render the canonical avatar (identity deformation) for observation-space rays.
+    def get_outputs_canonical(self, ray_bundle: RayBundle, frame_row: Optional[int]) -> Dict[str, Tensor]:
+        """Render the canonical avatar (identity deformation).
 
-        The canonical body is placed rigidly by the frame's pelvis bone transform (so it stands where the
-        posed body stands); rays are mapped into canonical space by its inverse, and samples go straight
-        to the canonical field. Same outputs as :meth:`get_outputs` in eval mode.
+        With a ``frame_row``, the rays are in observation space and the canonical body is placed rigidly
+        by that frame's pelvis bone transform (so it stands where the posed body stands); rays are mapped
+        into canonical space by its inverse. With ``None``, the rays are already in canonical space.
+        Samples go straight to the canonical field. Same outputs as :meth:`get_outputs` in eval mode.
         """
         device = ray_bundle.origins.device
-        pelvis = self.bone_transforms[int(frame_row), 0].to(device)
+        pelvis = torch.eye(4, device=device) if frame_row is None else self.bone_transforms[int(frame_row), 0].to(device)
         rotation, translation = pelvis[:3, :3], pelvis[:3, 3]
         rays = RayBundle(
             origins=(ray_bundle.origins - translation) @ rotation,  # R^T (o - t), as row vectors

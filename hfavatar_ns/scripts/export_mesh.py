@@ -6,8 +6,10 @@
 
 Marching cubes on the SDF at ``--resolution`` (default 512), evaluated in chunks that fit memory,
 padded so the mesh is closed; vertex colours from the colour field. nerfstudio's own
-``ns-export marching-cubes`` also works where it can run (it needs CUDA and open3d) and gives the
-canonical avatar.
+``ns-export marching-cubes`` meshes the canonical avatar too, on CUDA only (its multi-resolution
+marching cubes calls ``.cuda()``), inside the box of its ``--bounding-box-min/max`` (default -1..1 m,
+which cuts the canonical feet off): ``--canonical`` prints the canonical box to pass there. Its texturing
+step runs through the model on any device (tested on the CPU); the marching-cubes step is unverified.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ def export_meshes(config: ExportMeshConfig) -> List[Path]:
         path = config.output_dir / name
         mesh.export(path)
         print(f"wrote {path} ({len(mesh.vertices)} vertices, watertight: {mesh.is_watertight})")
+        if row is None:
+            low, high = (" ".join(f"{v:.2f}" for v in corner) for corner in model.canonical_bounds.cpu().tolist())
+            print(f"canonical box (for ns-export marching-cubes): --bounding-box-min {low} --bounding-box-max {high}")
         written.append(path)
     return written
 
