@@ -2,7 +2,7 @@
 
 The residual's hash grid can fit image noise and texture as bumps in the surface; the colour loss is
 satisfied either way, but the extracted mesh gets rough. Comparing the normal at points near the
-surface with the normal a few millimetres away penalises those bumps and leaves large-scale shape
+surface with the normal about a centimetre away penalises those bumps and leaves large-scale shape
 (folds, the skirt's flare) free. Points are canonical: the loss shapes the field, not the deformation.
 """
 
