@@ -11,6 +11,17 @@ def square_masks(size: int = 40, lo: int = 15, hi: int = 25) -> torch.Tensor:
     return masks
 
 
+def draw(count: int, foreground_fraction: float, band_width: float):
+    """Pixel indices (image, row, column) the sampler draws from two 40x40 square masks, and the masks."""
+    masks = square_masks()
+    config = ForegroundPixelSamplerConfig(
+        num_rays_per_batch=count, foreground_fraction=foreground_fraction, band_width=band_width
+    )
+    torch.manual_seed(0)
+    indices = config.setup().sample_method(count, 2, 40, 40, mask=masks)
+    return indices.unbind(-1), masks
+
+
 def test_dilation_grows_the_mask_by_its_radius():
     masks = square_masks()
     band = dilate_masks(masks, 3)
@@ -22,11 +33,7 @@ def test_dilation_grows_the_mask_by_its_radius():
 
 
 def test_band_samples_both_sides_of_the_outline_alike():
-    masks = square_masks()
-    sampler = ForegroundPixelSamplerConfig(num_rays_per_batch=4000, foreground_fraction=1.0, band_width=0.1).setup()
-    torch.manual_seed(0)
-    indices = sampler.sample_method(4000, 2, 40, 40, mask=masks)
-    c, y, x = indices.unbind(-1)
+    (c, y, x), masks = draw(4000, foreground_fraction=1.0, band_width=0.1)
     assert ((y >= 11) & (y < 29) & (x >= 11) & (x < 29)).all()  # radius 4: never beyond the band
     inside = masks[c, y, x, 0] > 0.5
     # The band is 18x18 around a 10x10 mask: 100/324 of its pixels are foreground.
@@ -34,11 +41,7 @@ def test_band_samples_both_sides_of_the_outline_alike():
 
 
 def test_the_rest_of_the_batch_goes_anywhere():
-    masks = square_masks()
-    sampler = ForegroundPixelSamplerConfig(num_rays_per_batch=1000, foreground_fraction=0.5, band_width=0.0).setup()
-    torch.manual_seed(0)
-    indices = sampler.sample_method(1000, 2, 40, 40, mask=masks)
-    c, y, x = indices.unbind(-1)
+    (c, y, x), masks = draw(1000, foreground_fraction=0.5, band_width=0.0)
     inside = masks[c, y, x, 0] > 0.5
     assert inside[:500].all()  # band_width 0: the band is the mask itself
     assert inside[500:].float().mean().item() < 0.2  # uniform: 100 of 1600 pixels are foreground
