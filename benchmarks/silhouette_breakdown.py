@@ -26,7 +26,7 @@ import torch
 
 def breakdown(model, dataset) -> Dict[str, float]:
     """Mean over the images of ``dataset`` of PSNR, IoU and the split squared error."""
-    from hfavatar_ns.evaluation.avatar_eval import psnr
+    from hfavatar_ns.evaluation.avatar_eval import psnr, silhouette_iou
 
     rows: List[Dict[str, float]] = []
     for index in range(len(dataset)):
@@ -39,7 +39,7 @@ def breakdown(model, dataset) -> Dict[str, float]:
         covered = outputs["accumulation"][..., 0] > 0.5
         rows.append({
             "psnr": psnr(predicted, target),
-            "silhouette_iou": float((person & covered).sum() / (person | covered).sum().clamp(min=1)),
+            "silhouette_iou": silhouette_iou(outputs["accumulation"], mask),
             "inside": float(error[person].sum()),
             "outside": float(error[~person].sum()),
             "missed_foreground": float(error[person & ~covered].sum()),
