@@ -28,3 +28,15 @@ def tiny_avatar_run(tmp_path_factory) -> Path:
     config = lite_config(capture, root / "outputs", 2)
     train(config)
     return config.get_base_dir() / "config.yml"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests need CUDA: without it they are reported as skipped, with the reason (each has a CPU twin)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (its CPU twin runs here)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

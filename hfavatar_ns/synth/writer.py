@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -153,10 +154,84 @@ def _vertex_colours(subject: ClothedSubject, params: TextureParams) -> np.ndarra
     return np.concatenate([np.round(rgb * 255), np.full((len(rgb), 1), 255)], axis=1).astype(np.uint8)
 
 
-def generate_capture(output_dir, config: SynthConfig, overwrite: bool = False, progress: bool = True) -> Path:
+@dataclass
+class _FrameWriter:
+    """Writes everything of one frame: body fit, ground-truth mesh, every camera's image and mask."""
+
+    output_dir: Path
+    config: SynthConfig
+    body_model: BodyModel
+    sequence: Sequence
+    params: TextureParams
+    directions: List[np.ndarray]
+
+    def albedo(self, points, material):
+        return albedo(points, material, self.params)
+
+    def write(self, i: int) -> None:
+        sequence, size = self.sequence, self.config.resolution
+        subject, cameras = sequence.subject, sequence.cameras
+        frame = slice(i, i + 1)
+        body_vertices, bones, _ = _pose(
+            self.body_model, sequence.poses[frame], sequence.Rh[frame], sequence.Th[frame], sequence.shapes
+        )
+        posed = pose_subject(subject, bones)[0]
+        params_i = {
+            "poses": sequence.poses[frame].astype(np.float32),
+            "Rh": sequence.Rh[frame].astype(np.float32),
+            "Th": sequence.Th[frame].astype(np.float32),
+            "shapes": sequence.shapes[None].astype(np.float32),
+        }
+        np.save(self.output_dir / "new_params" / f"{i}.npy", params_i, allow_pickle=True)
+        np.save(self.output_dir / "new_vertices" / f"{i}.npy", body_vertices[0].numpy().astype(np.float32))
+        if self.config.write_posed_meshes:
+            visible_vertices, visible_faces = visible_surface(posed, subject.faces, cameras.centres)
+            trimesh.Trimesh(visible_vertices, visible_faces, process=False).export(
+                self.output_dir / "ground_truth" / "posed" / f"{i:06d}.ply"
+            )
+
+        intersector = embree_intersector(posed, subject.faces)
+        vertex_normals = np.asarray(trimesh.Trimesh(posed, subject.faces, process=False).vertex_normals)
+        for c in range(len(cameras)):
+            dirs = self.directions[c].astype(np.float64)
+            origins = np.broadcast_to(cameras.centres[c], dirs.shape)
+            colour, material, _ = render(
+                intersector, vertex_normals, subject.vertices, subject.face_material, self.albedo,
+                origins, dirs, LIGHT_DIRECTION, AMBIENT, DIFFUSE,
+            )  # fmt: skip
+            image = np.round(colour.reshape(size, size, 3) * 255).astype(np.uint8)
+            labels = np.where(material >= 0, PART_LABELS[np.clip(material, 0, None)], 0).astype(np.uint8)
+            name = camera_name(c)
+            cv2.imwrite(
+                str(self.output_dir / name / f"{i:06d}.jpg"),
+                image[..., ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality],
+            )
+            cv2.imwrite(str(self.output_dir / "mask_cihp" / name / f"{i:06d}.png"), labels.reshape(size, size))
+
+
+_FORKED_WRITER: Optional[_FrameWriter] = None
+"""The writer forked workers inherit (set only while a pool runs)."""
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _write_forked_frame(i: int) -> int:
+    assert _FORKED_WRITER is not None
+    _FORKED_WRITER.write(i)
+    return i
+
+
+def generate_capture(
+    output_dir, config: SynthConfig, overwrite: bool = False, progress: bool = True, workers: int = 1
+) -> Path:
     """Make the capture described by ``config`` and write it under ``output_dir``; returns the folder.
 
-    Deterministic: the same config (seed included) gives identical files.
+    Deterministic: the same config (seed included) gives identical files, for any number of ``workers``
+    (processes rendering frames in parallel; forked, so Linux and macOS only).
     """
     from hfavatar_ns.body.factory import make_body_model
 
@@ -187,53 +262,34 @@ def generate_capture(output_dir, config: SynthConfig, overwrite: bool = False, p
         is_skirt=subject.is_skirt,
     )
 
-    directions = [
-        cam.pixel_rays(cameras.K[c], cameras.R[c], cameras.T[c], cameras.D[c], size, size)[1].astype(np.float32)
-        for c in range(num_cameras)
-    ]
-    centres = cameras.centres
-    normals_source = trimesh.Trimesh(subject.vertices, subject.faces, process=False)
-
-    def albedo_fn(points, material):
-        return albedo(points, material, params)
-
+    frames = _FrameWriter(
+        output_dir=output_dir,
+        config=config,
+        body_model=body_model,
+        sequence=sequence,
+        params=params,
+        directions=[
+            cam.pixel_rays(cameras.K[c], cameras.R[c], cameras.T[c], cameras.D[c], size, size)[1].astype(np.float32)
+            for c in range(num_cameras)
+        ],
+    )
     bar = tqdm(total=num_frames * num_cameras, desc="hfavatar-synth", unit="img", disable=not progress)
-    for i in range(num_frames):
-        frame = slice(i, i + 1)
-        body_vertices, bones, _ = _pose(body_model, sequence.poses[frame], sequence.Rh[frame], sequence.Th[frame], sequence.shapes)
-        posed = pose_subject(subject, bones)[0]
-        params_i = {
-            "poses": sequence.poses[frame].astype(np.float32),
-            "Rh": sequence.Rh[frame].astype(np.float32),
-            "Th": sequence.Th[frame].astype(np.float32),
-            "shapes": sequence.shapes[None].astype(np.float32),
-        }
-        np.save(output_dir / "new_params" / f"{i}.npy", params_i, allow_pickle=True)
-        np.save(output_dir / "new_vertices" / f"{i}.npy", body_vertices[0].numpy().astype(np.float32))
-        if config.write_posed_meshes:
-            visible_vertices, visible_faces = visible_surface(posed, subject.faces, cameras.centres)
-            trimesh.Trimesh(visible_vertices, visible_faces, process=False).export(
-                output_dir / "ground_truth" / "posed" / f"{i:06d}.ply"
-            )
-
-        intersector = embree_intersector(posed, subject.faces)
-        normals_source.vertices = posed
-        vertex_normals = np.asarray(normals_source.vertex_normals)
-        for c in range(num_cameras):
-            dirs = directions[c].astype(np.float64)
-            origins = np.broadcast_to(centres[c], dirs.shape)
-            colour, material, _ = render(
-                intersector, vertex_normals, subject.vertices, subject.face_material, albedo_fn,
-                origins, dirs, LIGHT_DIRECTION, AMBIENT, DIFFUSE,
-            )  # fmt: skip
-            image = np.round(colour.reshape(size, size, 3) * 255).astype(np.uint8)
-            labels = np.where(material >= 0, PART_LABELS[np.clip(material, 0, None)], 0).astype(np.uint8)
-            name = camera_name(c)
-            cv2.imwrite(
-                str(output_dir / name / f"{i:06d}.jpg"), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
-            )
-            cv2.imwrite(str(output_dir / "mask_cihp" / name / f"{i:06d}.png"), labels.reshape(size, size))
-            bar.update(1)
+    workers = max(1, min(workers, num_frames))
+    if workers == 1:
+        for i in range(num_frames):
+            frames.write(i)
+            bar.update(num_cameras)
+    else:
+        # Frames are independent: fork workers that inherit the writer (the body model, the subject and
+        # the ray tables are not cheap to pickle), one frame per task.
+        global _FORKED_WRITER
+        _FORKED_WRITER = frames
+        try:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_single_threaded) as pool:
+                for _ in pool.imap_unordered(_write_forked_frame, range(num_frames)):
+                    bar.update(num_cameras)
+        finally:
+            _FORKED_WRITER = None
     bar.close()
 
     info = {
