@@ -1,79 +1,107 @@
 #!/usr/bin/env bash
-# GPU benchmark, sized for one lent H100/H200 (stage limits add up to about 7.5 minutes; 405 s measured on an
-# H200): run from the repo root on the device, with the wheel bundle carried (see gpu_setup.sh) and, to save
-# ~75 s, the capture in .gpudata/synth-default. Logs and JSON go to one archive, $OUT/gpu_results.tgz.
+# GPU checks and benchmark, sized for one lent H100/H200 inside one call of under 10 minutes: run from the repo
+# root on the device with the wheel bundle carried (see gpu_setup.sh) and, to save time, the default capture in
+# .gpudata/synth-default. Logs and JSON go to one archive, $OUT/gpu_results.tgz; a summary ends the console.
 #
-#   1. the `default` synthetic capture (carried, else made there)
-#   2. speed: hfavatar (GPU defaults) and hfavatar-lite on CUDA; the hash grid with tcnn when it imports,
-#      else nerfstudio's torch implementation (said in the JSON's "hash_backend")
-#   3. quality over time: hfavatar on CUDA for ~FULL_SECONDS of training, with a held-out PSNR curve
-#   4. quality of hfavatar-lite on CUDA, plus variants of it, concurrently (same algorithm as on the CPU);
-#      in the measured run these four trained but their evaluation hit the 140 s limit
+#   1. the GPU-marked tests (pytest -m gpu), while a ZJU-sized capture is synthesised beside them (23 cameras,
+#      1024x1024, ZJU_FRAMES frames; the zju preset cut to fewer frames, made by forked workers)
+#   2. speed: hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else nerfstudio's torch
+#      implementation (said in the JSON's "hash_backend")
+#   3. hfavatar-lite on CUDA exactly as the CPU quality run (800 steps, same evaluation): the time the GPU takes
+#      to reach the CPU run's quality
+#   4. hfavatar on the default capture for FULL_SECONDS of training, with a held-out PSNR curve
+#   5. hfavatar on the ZJU-sized capture for ZJU_SECONDS of training, with a curve
 #
-# Each stage has its own time limit, so a slow stage cannot take the later ones down with it.
+# Every stage's time limit is cut to what the whole BUDGET_SECONDS leaves (keeping RESERVE seconds for the stages
+# after it), so a slow stage cannot take the later ones or the archive down with it.
+#
+# Rehearsal on a CPU machine (checks the script, not the figures):
+#   SKIP_SETUP=1 PY=.venv/bin/python DEVICE=cpu ZJU_PRESET=tiny LITE_STEPS=4 FULL_SECONDS=5 ZJU_SECONDS=5 \
+#     MESH_RESOLUTION=32 BUDGET_SECONDS=1200 bash benchmarks/gpu_benchmark.sh
 set -u
 OUT="${OUT:-outputs/gpu}"
 RES=/tmp/hfavatar-gpu-results  # everything lands here; $OUT gets one archive (the device returns at most 8 files)
+rm -rf "$RES"
 mkdir -p "$OUT" "$RES"
-source "$(dirname "$0")/gpu_setup.sh" || exit 1
+PY="${PY:-python3}"
+DEVICE="${DEVICE:-cuda}"
+BUDGET_SECONDS="${BUDGET_SECONDS:-560}"
+FULL_SECONDS="${FULL_SECONDS:-100}"  # training budget of the hfavatar run on the default capture
+ZJU_SECONDS="${ZJU_SECONDS:-60}"     # training budget of the hfavatar run on the ZJU-sized capture
+ZJU_PRESET="${ZJU_PRESET:-zju}"
+ZJU_FRAMES="${ZJU_FRAMES:-30}"
+LITE_STEPS="${LITE_STEPS:-800}"
+MESH_RESOLUTION="${MESH_RESOLUTION:-256}"
+WORKERS="${WORKERS:-14}"
+started=$(date +%s)
+deadline=$(( started + BUDGET_SECONDS ))
+stamp() { echo "== $(( $(date +%s) - started )) s: $*"; }
+# limit WANTED RESERVE: WANTED seconds, or less so that RESERVE seconds stay for the later stages (at least 5).
+limit() { local left=$(( deadline - $(date +%s) - $2 )); (( left < $1 )) || left=$1; (( left > 5 )) || left=5; echo "$left"; }
+
+if [ -z "${SKIP_SETUP:-}" ]; then
+  source "$(dirname "$0")/gpu_setup.sh" || exit 1
+fi
 export PYTHONUNBUFFERED=1
 DATA=/tmp/hfavatar-data/synth-default
-# A capture made beforehand can be carried (saves ~75 s there): .gpudata/synth-default.
 [ -f .gpudata/synth-default/annots.npy ] && DATA="$PWD/.gpudata/synth-default"
-FULL_SECONDS="${FULL_SECONDS:-120}"  # training budget of the hfavatar quality run
-started=$(date +%s)
-stamp() { echo "== $(( $(date +%s) - started )) s: $*"; }
-
+ZJU_DATA=/tmp/hfavatar-data/synth-zju
 stamp "import check"
-python3 -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstudio.scripts.train" || exit 1
+$PY -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstudio.scripts.train" || exit 1
 
-stamp "synthesise default capture"
-[ -f "$DATA/annots.npy" ] || timeout 120 python3 -m hfavatar_ns.synth.cli "$DATA" --preset default --overwrite >"$RES/synth.log" 2>&1 || { tail -20 "$RES/synth.log"; exit 1; }
+stamp "GPU tests, with the default and ZJU-sized captures made beside them"
+(
+  [ -f "$DATA/annots.npy" ] || $PY -m hfavatar_ns.synth.cli "$DATA" --preset default --workers "$WORKERS" --overwrite
+  $PY -m hfavatar_ns.synth.cli "$ZJU_DATA" --preset "$ZJU_PRESET" --frames "$ZJU_FRAMES" --workers "$WORKERS" --overwrite
+) >"$RES/synth.log" 2>&1 &
+synth_pid=$!
+timeout "$(limit 120 400)" $PY -m pytest -m gpu -q -s -p no:cacheprovider --continue-on-collection-errors tests >"$RES/gpu_tests.log" 2>&1
+echo "GPU tests: exit $?"; grep -E "passed|skipped|failed|error|ns-export|frame-less" "$RES/gpu_tests.log" | tail -8
+wait "$synth_pid"; echo "synthesis: exit $?"; grep -a "^Wrote" "$RES/synth.log"
 
 stamp "speed"
-timeout 60 python3 benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device cuda --steps 10 --warmup 3 \
-  --late-step 6000 --render-images 2 --output /tmp/hfavatar-out --json "$RES/speed_hfavatar_cuda.json" >"$RES/speed_full.log" 2>&1
-tail -c 1500 "$RES/speed_full.log"
-timeout 45 python3 benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 10 --warmup 3 \
-  --render-images 2 --output /tmp/hfavatar-out --json "$RES/speed_lite_cuda.json" >"$RES/speed_lite.log" 2>&1
-tail -c 800 "$RES/speed_lite.log"
+timeout "$(limit 50 350)" $PY benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device "$DEVICE" --steps 10 \
+  --warmup 3 --late-step 6000 --render-images 2 --output /tmp/hfavatar-out --json "$RES/speed_hfavatar_cuda.json" \
+  >"$RES/speed_full.log" 2>&1
+tail -c 1200 "$RES/speed_full.log"
 
-FULL_STEPS=$(python3 -c "import json,sys; ms=json.load(open('$RES/speed_hfavatar_cuda.json'))['train_early']['ms_per_iteration']; print(max(250, min(3000, int($FULL_SECONDS * 1000 / ms) // 250 * 250)))" 2>/dev/null || echo 1000)
-stamp "hfavatar on CUDA, $FULL_STEPS steps, with a quality curve"
-timeout 190 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar --device cuda --steps "$FULL_STEPS" \
-  --curve-every 250 --mesh-resolution 256 --max-images 0 --output /tmp/hfavatar-out \
-  --json "$RES/quality_hfavatar_cuda.json" >"$RES/quality_full.log" 2>&1
-tail -c 1500 "$RES/quality_full.log"
-
-stamp "hfavatar-lite on CUDA and variants, concurrently"
-run_variant() {
-  local name="$1"; shift
-  OMP_NUM_THREADS=3 timeout 140 python3 benchmarks/quality_benchmark.py --data "$DATA" --method hfavatar-lite --device cuda --steps 1000 \
-    --mesh-resolution 256 --max-images 0 --output "/tmp/hfavatar-out/$name" --json "$RES/variant_$name.json" "$@" \
-    >"$RES/variant_$name.log" 2>&1
-  echo "variant $name: exit $?"
+quality() {  # NAME LIMIT RESERVE ARGS...
+  local name="$1" wanted="$2" reserve="$3"; shift 3
+  timeout "$(limit "$wanted" "$reserve")" $PY benchmarks/quality_benchmark.py --device "$DEVICE" \
+    --mesh-resolution "$MESH_RESOLUTION" --output "/tmp/hfavatar-out/$name" --json "$RES/$name.json" "$@" \
+    >"$RES/$name.log" 2>&1
+  echo "$name: exit $?"; grep -E "^curve|stopped by" "$RES/$name.log" | tail -8
 }
-run_variant lite &
-run_variant coarse_to_fine --set pipeline.model.sdf_field.coarse_to_fine_levels=6 \
-  --set pipeline.model.sdf_field.coarse_to_fine_steps=600 &
-run_variant eikonal_0.3 --set pipeline.model.eikonal_loss_mult=0.3 &
-run_variant coarse_eikonal --set pipeline.model.sdf_field.coarse_to_fine_levels=6 \
-  --set pipeline.model.sdf_field.coarse_to_fine_steps=600 --set pipeline.model.eikonal_loss_mult=0.3 &
-wait
+stamp "hfavatar-lite on CUDA, as the CPU quality run"
+quality quality_lite_cuda 130 250 --data "$DATA" --method hfavatar-lite --steps "$LITE_STEPS" --curve-every 200 --max-images 8
+
+stamp "hfavatar on the default capture, ${FULL_SECONDS} s of training"
+# The GPU preset's schedule is for 30000 steps; a short run gets the lite preset's proportions instead.
+quality quality_hfavatar_cuda $(( FULL_SECONDS + 60 )) 110 --data "$DATA" --method hfavatar --steps 2000 \
+  --max-train-seconds "$FULL_SECONDS" --curve-every 250 --max-images 8 --set pipeline.model.cos_anneal_end=600
+
+stamp "hfavatar on the ZJU-sized capture, ${ZJU_SECONDS} s of training"
+quality quality_hfavatar_zju_cuda $(( ZJU_SECONDS + 60 )) 5 --data "$ZJU_DATA" --method hfavatar --steps 2000 \
+  --max-train-seconds "$ZJU_SECONDS" --curve-every 400 --max-images 2 --set pipeline.model.cos_anneal_end=600
+
 stamp "done"
-python3 - "$RES" <<'EOF'
+$PY - "$RES" <<'EOF'
 import json, pathlib, sys
 
 for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    if path.name.endswith(".curve.json"):
+        continue
     report = json.loads(path.read_text())
     if "avatar" in report:
         a, p = report["avatar"], report["body_prior"]
-        print(f"{path.stem}: {report['train_seconds']:.0f} s train | novel view {a['novel_view']['psnr']:.2f} "
-              f"(prior {p['novel_view']['psnr']:.2f}) | novel pose {a['novel_pose']['psnr']:.2f} "
-              f"(prior {p['novel_pose']['psnr']:.2f}) | chamfer {a['geometry']['chamfer_mm']:.1f} mm "
-              f"(prior {p['geometry']['chamfer_mm']:.1f}) NC {a['geometry']['normal_consistency']:.2f} "
-              f"(prior {p['geometry']['normal_consistency']:.2f}) F {a['geometry']['f_score_1cm']:.2f} "
-              f"(prior {p['geometry']['f_score_1cm']:.2f})")
+        print(f"{path.stem}: {report['device']}, {report['steps']} steps in {report['train_seconds']:.0f} s | novel view "
+              f"{a['novel_view']['psnr']:.2f}/{a['novel_view']['ssim']:.3f} (prior {p['novel_view']['psnr']:.2f}) | "
+              f"novel pose {a['novel_pose']['psnr']:.2f} (prior {p['novel_pose']['psnr']:.2f}) | chamfer "
+              f"{a['geometry']['chamfer_mm']:.1f} mm (prior {p['geometry']['chamfer_mm']:.1f}) NC "
+              f"{a['geometry']['normal_consistency']:.2f} (prior {p['geometry']['normal_consistency']:.2f}) F "
+              f"{a['geometry']['f_score_1cm']:.2f} (prior {p['geometry']['f_score_1cm']:.2f})")
+        for point in report["curve"]:
+            print(f"    step {point['step']}: {point['train_seconds']:.0f} s, {point['heldout_psnr_2_images']:.2f} dB")
     else:
         print(path.stem, json.dumps(report))
 EOF

@@ -12,7 +12,8 @@ model's own mesh for geometry). Writes the figures as JSON.
     python benchmarks/quality_benchmark.py --method hfavatar --device cuda --steps 3000 --curve-every 250
 
 ``--curve-every K`` also renders two held-out images every K steps and records (training seconds,
-PSNR): how fast a device reaches a given quality.
+PSNR): how fast a device reaches a given quality. ``--max-train-seconds S`` ends training after S seconds
+of it (evaluation time not counted), whatever ``--steps`` says: runs sized in time on an unknown device.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+class TrainingBudgetSpent(Exception):
+    """Raised from a training callback to end training at ``--max-train-seconds``."""
 
 
 def main() -> None:
@@ -40,6 +45,7 @@ def main() -> None:
     parser.add_argument("--mesh-resolution", type=int, default=128)
     parser.add_argument("--max-images", type=int, default=8,
                         help="images per split, evenly spread (0: all); full-image renders are slow on a CPU")
+    parser.add_argument("--max-train-seconds", type=float, default=0.0, help="end training after this long (0: off)")
     parser.add_argument("--json", type=Path, default=Path("outputs/benchmarks/quality.json"))
     args = parser.parse_args()
     config = run_config(args, args.steps, experiment_name=f"quality-{args.method}-{args.data.name}")
@@ -62,11 +68,26 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)  # partial results survive a time limit
         args.json.with_suffix(".curve.json").write_text(json.dumps(curve, indent=2))
 
+    steps_run = [args.steps]
+
+    def enforce_time_budget(step: int) -> None:
+        if time.time() - started - evaluation_seconds[0] >= args.max_train_seconds:
+            steps_run[0] = step + 1
+            raise TrainingBudgetSpent
+
     if args.curve_every > 0:
         trainer.callbacks.append(TrainingCallback(
             where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION], update_every_num_iters=1, func=record_curve
         ))  # fmt: skip
-    trainer.train()
+    if args.max_train_seconds > 0:
+        trainer.callbacks.append(TrainingCallback(
+            where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION], update_every_num_iters=1,
+            func=enforce_time_budget,
+        ))  # fmt: skip
+    try:
+        trainer.train()
+    except TrainingBudgetSpent:
+        print(f"training stopped by --max-train-seconds after {steps_run[0]} steps", flush=True)
     train_seconds = time.time() - started - evaluation_seconds[0]
     model = trainer.pipeline.model
     model.eval()
@@ -92,7 +113,7 @@ def main() -> None:
         return {key: float(np.mean(v)) for key, v in values.items()} | {"images": len(indices)}
 
     report = {
-        "data": str(args.data), "method": args.method, "steps": args.steps, "train_seconds": train_seconds,
+        "data": str(args.data), "method": args.method, "steps": steps_run[0], "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
         "curve": curve,
         "overrides": args.set,
