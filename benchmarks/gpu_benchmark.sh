@@ -3,21 +3,23 @@
 # root on the device with the wheel bundle carried (see gpu_setup.sh) and, to save time, the default capture in
 # .gpudata/synth-default. Logs and JSON go to one archive, $OUT/gpu_results.tgz; a summary ends the console.
 #
-#   1. the GPU-marked tests (pytest -m gpu), while a ZJU-sized capture is synthesised beside them (23 cameras,
-#      1024x1024, ZJU_FRAMES frames; the zju preset cut to fewer frames, made by forked workers)
-#   2. speed: hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else nerfstudio's torch
-#      implementation (said in the JSON's "hash_backend")
-#   3. hfavatar-lite on CUDA exactly as the CPU quality run (800 steps, same evaluation): the time the GPU takes
-#      to reach the CPU run's quality
-#   4. hfavatar on the default capture for FULL_SECONDS of training, with a held-out PSNR curve
-#   5. hfavatar on the ZJU-sized capture for ZJU_SECONDS of training, with a curve
+# STAGES (default "tests speed lite full", about 8 minutes on an H100) picks from:
+#   tests  the GPU-marked tests (pytest -m gpu), alone: their fixture trains on the CPU (~55 s on an H100 machine)
+#   speed  hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else nerfstudio's torch
+#          implementation (said in the JSON's "hash_backend") (~45 s)
+#   lite   hfavatar-lite on CUDA exactly as the CPU quality run (800 steps), with a curve: the time the GPU takes
+#          to reach the CPU run's quality (~100 s of training, ~3 minutes in all)
+#   full   hfavatar on the default capture for FULL_SECONDS of training, with a held-out PSNR curve
+#   zju    a ZJU-sized capture (23 cameras, 1024x1024, ZJU_FRAMES frames of the zju preset, made by forked
+#          workers: 115 s for 30 frames with 14 workers) and hfavatar on it for ZJU_SECONDS, with a curve
+#          (give it a call of its own: evaluation renders 1024x1024 images)
 #
 # Every stage's time limit is cut to what the whole BUDGET_SECONDS leaves (keeping RESERVE seconds for the stages
 # after it), so a slow stage cannot take the later ones or the archive down with it.
 #
 # Rehearsal on a CPU machine (checks the script, not the figures):
-#   SKIP_SETUP=1 PY=.venv/bin/python DEVICE=cpu ZJU_PRESET=tiny LITE_STEPS=4 FULL_SECONDS=5 ZJU_SECONDS=5 \
-#     MESH_RESOLUTION=32 BUDGET_SECONDS=1200 bash benchmarks/gpu_benchmark.sh
+#   SKIP_SETUP=1 PY=.venv/bin/python DEVICE=cpu STAGES="tests speed lite full zju" ZJU_PRESET=tiny LITE_STEPS=4 \
+#     FULL_SECONDS=5 ZJU_SECONDS=5 MESH_RESOLUTION=32 BUDGET_SECONDS=1500 WORKERS=2 bash benchmarks/gpu_benchmark.sh
 set -u
 OUT="${OUT:-outputs/gpu}"
 RES=/tmp/hfavatar-gpu-results  # everything lands here; $OUT gets one archive (the device returns at most 8 files)
@@ -26,13 +28,15 @@ mkdir -p "$OUT" "$RES"
 PY="${PY:-python3}"
 DEVICE="${DEVICE:-cuda}"
 BUDGET_SECONDS="${BUDGET_SECONDS:-560}"
-FULL_SECONDS="${FULL_SECONDS:-100}"  # training budget of the hfavatar run on the default capture
-ZJU_SECONDS="${ZJU_SECONDS:-60}"     # training budget of the hfavatar run on the ZJU-sized capture
+FULL_SECONDS="${FULL_SECONDS:-80}"  # training budget of the hfavatar run on the default capture
+ZJU_SECONDS="${ZJU_SECONDS:-90}"     # training budget of the hfavatar run on the ZJU-sized capture
 ZJU_PRESET="${ZJU_PRESET:-zju}"
 ZJU_FRAMES="${ZJU_FRAMES:-30}"
 LITE_STEPS="${LITE_STEPS:-800}"
 MESH_RESOLUTION="${MESH_RESOLUTION:-256}"
 WORKERS="${WORKERS:-14}"
+STAGES=" ${STAGES:-tests speed lite full} "
+wants() { [[ "$STAGES" == *" $1 "* ]]; }
 started=$(date +%s)
 deadline=$(( started + BUDGET_SECONDS ))
 stamp() { echo "== $(( $(date +%s) - started )) s: $*"; }
@@ -49,21 +53,24 @@ ZJU_DATA=/tmp/hfavatar-data/synth-zju
 stamp "import check"
 $PY -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstudio.scripts.train" || exit 1
 
-stamp "GPU tests, with the default and ZJU-sized captures made beside them"
-(
-  [ -f "$DATA/annots.npy" ] || $PY -m hfavatar_ns.synth.cli "$DATA" --preset default --workers "$WORKERS" --overwrite
-  $PY -m hfavatar_ns.synth.cli "$ZJU_DATA" --preset "$ZJU_PRESET" --frames "$ZJU_FRAMES" --workers "$WORKERS" --overwrite
-) >"$RES/synth.log" 2>&1 &
-synth_pid=$!
-timeout "$(limit 120 400)" $PY -m pytest -m gpu -q -s -p no:cacheprovider --continue-on-collection-errors tests >"$RES/gpu_tests.log" 2>&1
-echo "GPU tests: exit $?"; grep -E "passed|skipped|failed|error|ns-export|frame-less" "$RES/gpu_tests.log" | tail -8
-wait "$synth_pid"; echo "synthesis: exit $?"; grep -a "^Wrote" "$RES/synth.log"
+if wants tests; then
+  stamp "GPU tests"
+  timeout "$(limit 120 360)" $PY -m pytest -m gpu -q -s -p no:cacheprovider --continue-on-collection-errors tests \
+    >"$RES/gpu_tests.log" 2>&1
+  echo "GPU tests: exit $?"; grep -E "passed|skipped|failed|error|ns-export|frame-less" "$RES/gpu_tests.log" | tail -8
+fi
+if [ ! -f "$DATA/annots.npy" ] && { wants speed || wants lite || wants full; }; then
+  stamp "synthesise the default capture"
+  $PY -m hfavatar_ns.synth.cli "$DATA" --preset default --workers "$WORKERS" --overwrite >"$RES/synth.log" 2>&1
+fi
 
-stamp "speed"
-timeout "$(limit 50 350)" $PY benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device "$DEVICE" --steps 10 \
-  --warmup 3 --late-step 6000 --render-images 2 --output /tmp/hfavatar-out --json "$RES/speed_hfavatar_cuda.json" \
-  >"$RES/speed_full.log" 2>&1
-tail -c 1200 "$RES/speed_full.log"
+if wants speed; then
+  stamp "speed"
+  timeout "$(limit 50 320)" $PY benchmarks/speed_benchmark.py --data "$DATA" --method hfavatar --device "$DEVICE" \
+    --steps 10 --warmup 3 --late-step 6000 --render-images 2 --output /tmp/hfavatar-out \
+    --json "$RES/speed_hfavatar_cuda.json" >"$RES/speed_full.log" 2>&1
+  tail -c 1200 "$RES/speed_full.log"
+fi
 
 quality() {  # NAME LIMIT RESERVE ARGS...
   local name="$1" wanted="$2" reserve="$3"; shift 3
@@ -72,17 +79,26 @@ quality() {  # NAME LIMIT RESERVE ARGS...
     >"$RES/$name.log" 2>&1
   echo "$name: exit $?"; grep -E "^curve|stopped by" "$RES/$name.log" | tail -8
 }
-stamp "hfavatar-lite on CUDA, as the CPU quality run"
-quality quality_lite_cuda 130 250 --data "$DATA" --method hfavatar-lite --steps "$LITE_STEPS" --curve-every 200 --max-images 8
-
-stamp "hfavatar on the default capture, ${FULL_SECONDS} s of training"
-# The GPU preset's schedule is for 30000 steps; a short run gets the lite preset's proportions instead.
-quality quality_hfavatar_cuda $(( FULL_SECONDS + 60 )) 110 --data "$DATA" --method hfavatar --steps 2000 \
-  --max-train-seconds "$FULL_SECONDS" --curve-every 250 --max-images 8 --set pipeline.model.cos_anneal_end=600
-
-stamp "hfavatar on the ZJU-sized capture, ${ZJU_SECONDS} s of training"
-quality quality_hfavatar_zju_cuda $(( ZJU_SECONDS + 60 )) 5 --data "$ZJU_DATA" --method hfavatar --steps 2000 \
-  --max-train-seconds "$ZJU_SECONDS" --curve-every 400 --max-images 2 --set pipeline.model.cos_anneal_end=600
+if wants lite; then
+  stamp "hfavatar-lite on CUDA, as the CPU quality run"
+  quality quality_lite_cuda 200 130 --data "$DATA" --method hfavatar-lite --steps "$LITE_STEPS" --curve-every 200 \
+    --max-images 4
+fi
+if wants full; then
+  stamp "hfavatar on the default capture, ${FULL_SECONDS} s of training"
+  # The GPU preset's schedule is for 30000 steps; a short run gets the lite preset's proportions instead.
+  quality quality_hfavatar_cuda $(( FULL_SECONDS + 70 )) 5 --data "$DATA" --method hfavatar --steps 2000 \
+    --max-train-seconds "$FULL_SECONDS" --curve-every 250 --max-images 4 --set pipeline.model.cos_anneal_end=600
+fi
+if wants zju; then
+  stamp "a ZJU-sized capture"
+  timeout "$(limit 150 150)" $PY -m hfavatar_ns.synth.cli "$ZJU_DATA" --preset "$ZJU_PRESET" --frames "$ZJU_FRAMES" \
+    --workers "$WORKERS" --overwrite >"$RES/synth_zju.log" 2>&1
+  echo "synthesis: exit $?"; grep -a "^Wrote" "$RES/synth_zju.log"
+  stamp "hfavatar on the ZJU-sized capture, ${ZJU_SECONDS} s of training"
+  quality quality_hfavatar_zju_cuda $(( ZJU_SECONDS + 120 )) 5 --data "$ZJU_DATA" --method hfavatar --steps 2000 \
+    --max-train-seconds "$ZJU_SECONDS" --curve-every 400 --max-images 2 --set pipeline.model.cos_anneal_end=600
+fi
 
 stamp "done"
 $PY - "$RES" <<'EOF'

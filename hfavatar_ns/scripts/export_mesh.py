@@ -8,8 +8,8 @@ Marching cubes on the SDF at ``--resolution`` (default 512), evaluated in chunks
 padded so the mesh is closed; vertex colours from the colour field. nerfstudio's own
 ``ns-export marching-cubes`` meshes the canonical avatar too, on CUDA only (its multi-resolution
 marching cubes calls ``.cuda()``), inside the box of its ``--bounding-box-min/max`` (default -1..1 m,
-which cuts the canonical feet off): ``--canonical`` prints the canonical box to pass there. Its texturing
-step runs through the model on any device (tested on the CPU); the marching-cubes step is unverified.
+which cuts the canonical feet off): ``--canonical`` prints the canonical box to pass there. Both of its steps are tested on our model
+(``tests/test_ns_export_marching_cubes.py``, ``tests/test_ns_export_texture.py``).
 """
 
 from __future__ import annotations
