@@ -4,7 +4,13 @@ import pytest
 import torch
 import trimesh
 
-from hfavatar_ns.geometry.prior_sdf import SDFGrid, build_sdf_grid, query_sdf_grid, signed_distance_to_mesh
+from hfavatar_ns.geometry.prior_sdf import (
+    SDFGrid,
+    build_sdf_grid,
+    isotropic_resolution,
+    query_sdf_grid,
+    signed_distance_to_mesh,
+)
 
 RADIUS = 0.5
 
@@ -136,3 +142,38 @@ def test_grid_moves_and_saves_as_buffers(sphere_grid):
         copy.load_state_dict(state)  # shapes differ: the grid is real state, not a config
     with pytest.raises(ValueError):
         SDFGrid(torch.zeros(4, 4, 4), torch.ones(3), torch.zeros(3))
+
+
+def test_isotropic_resolution_keeps_the_spacing_equal_on_every_axis():
+    low, high = torch.tensor([-0.97, -1.13, -0.22]), torch.tensor([0.97, 0.69, 0.36])
+    nodes = isotropic_resolution(low, high, 192)
+    assert nodes[0] == 192 and nodes[1] < 192 and nodes[2] < nodes[1]
+    spacing = (high - low).double() / (torch.tensor(nodes, dtype=torch.float64) - 1)
+    assert spacing.max() == pytest.approx(spacing[0].item())  # no axis coarser than the longest one
+    assert (spacing[0] - spacing).max() < spacing[0] * 0.05  # and none much finer (rounded up to whole cells)
+    assert isotropic_resolution(torch.zeros(3), torch.ones(3), 64) == (64, 64, 64)
+    with pytest.raises(ValueError, match="non-empty box"):
+        isotropic_resolution(torch.zeros(3), torch.tensor([1.0, 0.0, 1.0]), 64)
+
+
+def test_isotropic_grid_of_a_flat_box_meshes_the_sphere_better(sphere):
+    """The same node budget spread evenly beats a cube of nodes when the box is flat."""
+    vertices, faces = sphere
+    low, high = torch.tensor([-1.2, -1.2, -0.6]), torch.tensor([1.2, 1.2, 0.6])
+    probe = trimesh.creation.icosphere(subdivisions=3, radius=RADIUS + 0.03).vertices
+    probe = torch.tensor(probe, dtype=torch.float32)
+    errors = []
+    for nodes in ((20, 20, 20), isotropic_resolution(low, high, 25)):  # 8,000 and 25 x 25 x 13 = 8,125 nodes
+        grid = build_sdf_grid(vertices, faces, low, high, nodes)
+        errors.append((query_sdf_grid(grid, probe) - 0.03).abs().max().item())
+    print(f"max |SDF error| 3 cm outside the sphere: cube of nodes {errors[0]*1000:.1f} mm, isotropic {errors[1]*1000:.1f} mm")
+    assert errors[1] < 0.8 * errors[0]
+
+
+def test_model_prior_uses_the_isotropic_grid_only_when_asked(sphere):
+    from hfavatar_ns.models.hfavatar_model import PriorSDF
+
+    vertices, faces = sphere
+    bounds = torch.tensor([[-1.2, -1.2, -0.6], [1.2, 1.2, 0.6]])
+    assert PriorSDF(vertices, faces, bounds, 25).grid.resolution == (25, 25, 25)  # runs saved before the option
+    assert PriorSDF(vertices, faces, bounds, 25, isotropic=True).grid.resolution == (25, 25, 13)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hfavatar_ns.geometry.trilinear import trilinear_sample
 
-__all__ = ["SDFGrid", "build_sdf_grid", "query_sdf_grid", "signed_distance_to_mesh"]
+__all__ = ["SDFGrid", "build_sdf_grid", "isotropic_resolution", "query_sdf_grid", "signed_distance_to_mesh"]
 
 
 def _import_igl():
@@ -146,6 +146,20 @@ def _grid_nodes(
         for d in range(3)
     ]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).to(bounds_min.device)
+
+
+def isotropic_resolution(
+    bounds_min: Float[Tensor, "3"], bounds_max: Float[Tensor, "3"], longest: int
+) -> Tuple[int, int, int]:
+    """Nodes per axis for ``longest`` nodes along the box's longest side and (at most) the same spacing on
+    the others: a body's box is flat (about 1.9 x 1.8 x 0.6 m in the star pose), so a cube of nodes would
+    spend a third of its budget on one thin axis and leave 3 cm cells across the other two."""
+    low, high = (torch.as_tensor(corner, dtype=torch.float64).reshape(3).cpu() for corner in (bounds_min, bounds_max))
+    extent = high - low
+    if longest < 2 or not bool((extent > 0).all()):
+        raise ValueError(f"Need at least 2 nodes and a non-empty box, got {longest} nodes and extent {extent.tolist()}")
+    intervals = torch.ceil(extent / extent.max() * (longest - 1) - 1e-9).clamp(min=1).long()
+    return tuple(int(n) + 1 for n in intervals)  # type: ignore[return-value]
 
 
 def build_sdf_grid(
