@@ -42,18 +42,17 @@ def mean_distance_mm(mesh: trimesh.Trimesh, reference: trimesh.Trimesh) -> float
 
 
 def check_against_own_export(ns_mesh: trimesh.Trimesh, model, run_config) -> None:
-    own = extract(model, None, ExportMeshConfig(load_config=run_config, canonical=True, resolution=160, colors=False))
-    pieces = ns_mesh.split(only_watertight=False)
-    body = max(pieces, key=lambda piece: len(piece.faces))  # hfavatar-export keeps the largest piece too
-    forward, backward = mean_distance_mm(body, own), mean_distance_mm(own, body)
-    print(f"ns-export marching cubes: {len(ns_mesh.faces)} faces in {len(pieces)} pieces, largest {len(body.faces)}; "
-          f"to hfavatar-export {forward:.2f} mm, back {backward:.2f} mm; "
-          f"box {np.round(body.bounds, 3).tolist()} vs {np.round(own.bounds, 3).tolist()}")
-    assert len(body.faces) > 0.95 * len(ns_mesh.faces)
+    # Every piece on both sides: a thin wrist can part at one resolution and not at the other.
+    config = ExportMeshConfig(load_config=run_config, canonical=True, resolution=160, colors=False)
+    config.keep_largest_component = False
+    own = extract(model, None, config)
+    forward, backward = mean_distance_mm(ns_mesh, own), mean_distance_mm(own, ns_mesh)
+    print(f"ns-export marching cubes: {len(ns_mesh.faces)} faces; to hfavatar-export {forward:.2f} mm, "
+          f"back {backward:.2f} mm; box {np.round(ns_mesh.bounds, 3).tolist()} vs {np.round(own.bounds, 3).tolist()}")
     # Grids: ~3.5 mm (512 over the canonical box) and ~11 mm (160); the same surface meshed twice lies
     # within a fraction of the coarser spacing.
     assert forward < 3.0 and backward < 3.0
-    assert np.allclose(body.bounds, own.bounds, atol=0.02)
+    assert np.allclose(ns_mesh.bounds, own.bounds, atol=0.02)
 
 
 def test_ns_export_marching_cubes_on_the_cpu(tiny_avatar_run, monkeypatch):
@@ -87,7 +86,9 @@ def test_frameless_rays_render_the_canonical_colours_on_cuda(tiny_avatar_run):
     chosen = np.random.default_rng(0).choice(len(mesh.vertices), 4096, replace=False)
     vertices = torch.tensor(np.asarray(mesh.vertices)[chosen], dtype=torch.float32, device="cuda")
     normals = torch.tensor(np.asarray(mesh.vertex_normals)[chosen], dtype=torch.float32, device="cuda")
-    offset = 0.02  # the same short rays texture_utils casts: 2 cm out, 4 cm long
+    # texture_utils centres its rays on the surface, twice the mesh's mean edge long, no frame; these have the
+    # same form but are 4 cm long (2 cm each side), so they cross this coarse mesh's surface whatever its error.
+    offset = 0.02
     rays = RayBundle(
         origins=(vertices + offset * normals).reshape(64, 64, 3),
         directions=(-normals).reshape(64, 64, 3),
