@@ -37,6 +37,7 @@ def main() -> None:
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
     from benchmark_run import add_run_arguments, run_config
+    from hfavatar_ns.training import set_up_trainer
     from hfavatar_ns.evaluation.avatar_eval import body_prior_only, compare_posed_geometry, render_dataset_psnr
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,8 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     config = run_config(args, args.steps, experiment_name=f"quality-{args.method}-{args.data.name}")
     config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
+    trainer = set_up_trainer(config)
     curve = []
     evaluation_seconds = [0.0]
     started = time.time()

@@ -50,6 +50,7 @@ def breakdown(model, dataset) -> Dict[str, float]:
 
 def main() -> None:
     from benchmark_run import add_run_arguments, run_config
+    from hfavatar_ns.training import set_up_trainer
     from hfavatar_ns.evaluation.avatar_eval import body_prior_only
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,8 +65,7 @@ def main() -> None:
     else:
         config = run_config(args, args.steps, experiment_name=f"breakdown-{args.method}-{args.data.name}")
         config.save_config()
-        trainer = config.setup(local_rank=0, world_size=1)
-        trainer.setup()
+        trainer = set_up_trainer(config)
         trainer.train()
         pipeline = trainer.pipeline
     model = pipeline.model

@@ -74,6 +74,7 @@ def time_rendering(model, cameras, images: int) -> Dict[str, float]:
 
 def main() -> None:
     from benchmark_run import add_run_arguments, run_config
+    from hfavatar_ns.training import set_up_trainer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser, default_steps=20)
@@ -84,9 +85,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     config = run_config(args, 30000, experiment_name=f"speed-{args.method}")
-    trainer = config.setup(local_rank=0, world_size=1)
     setup_started = time.perf_counter()
-    trainer.setup()
+    trainer = set_up_trainer(config)
     setup_seconds = time.perf_counter() - setup_started
     device = str(trainer.device)
     if device.startswith("cuda"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import torch
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 
 from hfavatar_ns.hfavatar_config import hfavatar_trainer
@@ -47,11 +50,27 @@ def method_config(
     return config
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (``ns-train`` does this in its launcher, which
+    code that sets up a trainer itself bypasses)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_up_trainer(config: TrainerConfig) -> Trainer:
+    """The trainer of ``config``, set up in this process the way ``ns-train`` does on one device,
+    seeded with ``config.machine.seed`` first: the same config trains the same avatar on a CPU."""
+    seed_everything(config.machine.seed)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
 def train(config: TrainerConfig) -> Trainer:
     """Set up and run the trainer in this process; returns it (``trainer.pipeline.model`` is the avatar)."""
     config.set_timestamp()
     config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
+    trainer = set_up_trainer(config)
     trainer.train()
     return trainer

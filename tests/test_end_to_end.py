@@ -23,7 +23,7 @@ from hfavatar_ns.evaluation.avatar_eval import (
 )
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.writer import generate_capture
-from hfavatar_ns.training import lite_config
+from hfavatar_ns.training import lite_config, set_up_trainer
 
 STEPS = 400
 
@@ -37,8 +37,7 @@ def trained(tmp_path_factory):
     config.pipeline.model.sdf_field.max_resolution = 128
     config.set_timestamp()
     config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
+    trainer = set_up_trainer(config)
     before = render_dataset_metrics(trainer.pipeline.model, trainer.pipeline.datamanager.train_dataset, 6)
     trainer.train()
     return capture, trainer, before
@@ -126,8 +125,7 @@ def test_resume_continues_without_a_jump(trained):
     resumed_config = copy.deepcopy(trainer.config)
     resumed_config.load_dir = Path(trainer.checkpoint_dir)
     resumed_config.max_num_iterations = STEPS + 5
-    resumed = resumed_config.setup(local_rank=0, world_size=1)
-    resumed.setup()
+    resumed = set_up_trainer(resumed_config)
     assert resumed._start_step == STEPS
 
     torch.manual_seed(1234)
