@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from hfavatar_ns.geometry.trilinear import trilinear_sample
+from hfavatar_ns.geometry.trilinear import trilinear_rows, trilinear_sample
 
 
 def test_matches_grid_sample_with_border_clamping():
@@ -34,3 +34,17 @@ def test_second_derivative_reaches_the_grid():
     (gradient,) = torch.autograd.grad(trilinear_sample(values, points).sum(), points, create_graph=True)
     (gradient.norm(dim=-1) ** 2).sum().backward()
     assert values.grad is not None and values.grad.abs().sum() > 0
+
+
+def test_rows_of_several_grids_read_each_points_own_grid():
+    """``trilinear_rows`` with grids stacked as rows (the per-frame weight grids): each point reads the
+    grid its ``first_row`` names, the same values as a lookup in that grid alone."""
+    torch.manual_seed(2)
+    grids = torch.randn(3, 2, 4, 5, 6, dtype=torch.float64)  # 3 grids of 2 channels
+    rows = grids.permute(0, 2, 3, 4, 1).reshape(-1, 2)  # node-major rows, grid after grid
+    which = torch.tensor([0, 2, 1, 2, 0, 1])
+    coords = torch.rand(6, 3, dtype=torch.float64) * torch.tensor([3.0, 4.0, 5.0])
+    ours = trilinear_rows(rows, which * (4 * 5 * 6), (4, 5, 6), coords)
+    for point, grid in enumerate(which.tolist()):
+        alone = trilinear_sample(grids[grid], coords[point : point + 1])
+        assert torch.allclose(ours[point], alone[0], atol=1e-12)

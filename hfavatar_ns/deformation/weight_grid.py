@@ -22,7 +22,7 @@ from jaxtyping import Float, Int
 from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
-from hfavatar_ns.geometry.trilinear import trilinear_rows, trilinear_sample
+from hfavatar_ns.geometry.trilinear import grid_index_extent, trilinear_rows, trilinear_sample
 
 Resolution = Union[int, Tuple[int, int, int]]
 
@@ -141,8 +141,8 @@ def sample_grid(
     """Trilinear interpolation of a grid at points (clamped to the box), differentiable (twice) in both."""
     batch_shape = points.shape[:-1]
     lower, upper = bounds_min.to(points), bounds_max.to(points)
-    sizes = torch.tensor(values.shape[1:], dtype=points.dtype, device=points.device)
-    coords = (points.reshape(-1, 3) - lower) / (upper - lower) * (sizes - 1)
+    extent = grid_index_extent(values.shape[1:], points.device, points.dtype)
+    coords = (points.reshape(-1, 3) - lower) / (upper - lower) * extent
     sampled = trilinear_sample(values.to(points.dtype), coords)
     return sampled.reshape(*batch_shape, values.shape[0])
 
@@ -170,13 +170,13 @@ def sample_stacked_grids(
 
     Same interpolation as :func:`sample_grid` (clamped, nodes on the bounds), but the grids are stored
     channels-last (``table[g, i, j, k, :]`` is grid ``g`` at node (x_i, y_j, z_k)) so that a batch
-    mixing many grids costs eight row gathers. The table may be float16; the result has
+    mixing many grids costs one gather of eight rows per point. The table may be float16; the result has
     ``points``' dtype.
     """
     num_grids, res_x, res_y, res_z, channels = table.shape
-    resolution = torch.tensor([res_x, res_y, res_z], device=points.device, dtype=points.dtype)
+    extent = grid_index_extent((res_x, res_y, res_z), points.device, points.dtype)
     lo, hi = bounds_min[grid_indices].to(points), bounds_max[grid_indices].to(points)
-    continuous = (_normalised_coordinates(points, lo, hi) + 1.0) * 0.5 * (resolution - 1)
+    continuous = (_normalised_coordinates(points, lo, hi) + 1.0) * 0.5 * extent
     first_row = grid_indices.long() * (res_x * res_y * res_z)
     return trilinear_rows(table.reshape(-1, channels), first_row, (res_x, res_y, res_z), continuous)
 

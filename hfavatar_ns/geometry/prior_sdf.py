@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from hfavatar_ns.geometry.trilinear import trilinear_sample
+from hfavatar_ns.geometry.trilinear import grid_index_extent, trilinear_sample
 
 __all__ = ["SDFGrid", "build_sdf_grid", "isotropic_resolution", "query_sdf_grid", "signed_distance_to_mesh"]
 
@@ -212,8 +212,8 @@ def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Te
     flat = points.reshape(-1, 3).to(grid.values.dtype)
     lower, upper = grid.bounds_min, grid.bounds_max
     clamped = torch.minimum(torch.maximum(flat, lower), upper)
-    sizes = torch.tensor(grid.values.shape, dtype=flat.dtype, device=flat.device)
-    inside_value = trilinear_sample(grid.values[None], (clamped - lower) / (upper - lower) * (sizes - 1)).reshape(-1)
+    extent = grid_index_extent(grid.values.shape, flat.device, flat.dtype)
+    inside_value = trilinear_sample(grid.values[None], (clamped - lower) / (upper - lower) * extent).reshape(-1)
     # Distance to the box, zero inside. The norm's gradient at 0 is NaN, so it is only evaluated
     # (and differentiated) for points that are really outside.
     is_outside = (flat < lower).any(dim=-1) | (flat > upper).any(dim=-1)

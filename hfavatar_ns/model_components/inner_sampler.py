@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from hfavatar_ns.geometry.trilinear import grid_index_extent
+
 __all__ = [
     "InnerSampler",
     "InnerSamplerConfig",
@@ -466,7 +468,7 @@ def march_occupancy(
     active = torch.nonzero(in_box).reshape(-1)
     if active.numel() > 0:
         boxes = ray_boxes[active]
-        size = (boxes[:, 1] - boxes[:, 0]) / torch.tensor(dims, device=device, dtype=boxes.dtype)
+        size = (boxes[:, 1] - boxes[:, 0]) / (grid_index_extent(dims, device, boxes.dtype) + 1)
         offset = (origins[active] - boxes[:, 0]) / size
         slope = directions[active] / size
         fractions = torch.arange(2 * num_march_steps + 1, device=device, dtype=origins.dtype) * 0.5
