@@ -2,7 +2,12 @@
 
 import torch
 
-from hfavatar_ns.data.pixel_sampler import ForegroundPixelSamplerConfig, dilate_masks
+from hfavatar_ns.data.pixel_sampler import (
+    ForegroundPixelSamplerConfig,
+    dilate_masks,
+    flat_pixel_indices,
+    unflatten_pixel_indices,
+)
 
 
 def square_masks(size: int = 40, lo: int = 15, hi: int = 25) -> torch.Tensor:
@@ -52,3 +57,42 @@ def test_band_follows_new_masks():
     first, second = square_masks(), square_masks(lo=2, hi=6)
     assert sampler.band(first) is sampler.band(first)  # same tensor: dilated once
     assert torch.equal(sampler.band(second), dilate_masks(second, 2))
+
+
+def test_flat_indices_name_the_true_pixels():
+    masks = square_masks(size=8, lo=2, hi=5)
+    masks[1] = 0.0
+    masks[1, 7, 0] = 1.0
+    flat = flat_pixel_indices(masks > 0.5)
+    assert flat.dtype == torch.int32 and flat.numel() == 9 + 1
+    image, row, column = unflatten_pixel_indices(flat, 8, 8).unbind(-1)
+    assert (masks[image, row, column, 0] == 1.0).all()
+    assert (image[-1].item(), row[-1].item(), column[-1].item()) == (1, 7, 0)
+
+
+def test_drawing_from_the_band_never_reads_back_from_the_device():
+    """Once the band of a set of masks is made, a batch is drawn without host-device syncs
+    (nerfstudio's rejection sampling reads a count back every round)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class SyncWatcher(TorchDispatchMode):
+        seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if str(func) in ("aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default"):
+                self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    masks = square_masks()
+    sampler = ForegroundPixelSamplerConfig(band_width=0.1).setup()
+    sampler.sample_method(64, 2, 40, 40, mask=masks)  # makes the band (one nonzero)
+    with SyncWatcher() as watcher:
+        sampler.sample_method(64, 2, 40, 40, mask=masks)
+    assert watcher.seen == []
+
+
+def test_empty_masks_fall_back_to_uniform_sampling():
+    masks = torch.zeros(2, 40, 40, 1)
+    torch.manual_seed(0)
+    indices = ForegroundPixelSamplerConfig(band_width=0.1).setup().sample_method(500, 2, 40, 40, mask=masks)
+    assert indices.shape == (500, 3) and indices[:, 1].float().std() > 8  # spread over the image

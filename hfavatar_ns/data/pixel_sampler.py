@@ -10,6 +10,9 @@ more often than the background right beside them (the person covers ~10% of our 
 so wherever the silhouette is uncertain (a blurry surface, a pixel the surface half covers) the
 losses side with the foreground and the avatar grows fat. Inside the band, both sides of the outline
 are sampled equally often.
+
+The band's pixels are drawn by index from a list made once per set of masks, not by nerfstudio's
+rejection sampling: that loop reads a count back every round (~30 host-device syncs a step on a GPU).
 """
 
 from __future__ import annotations
@@ -35,6 +38,20 @@ def dilate_masks(masks: Float[Tensor, "N H W 1"], radius: int) -> Bool[Tensor, "
     return foreground.permute(0, 2, 3, 1) > 0.5
 
 
+def flat_pixel_indices(pixels: Bool[Tensor, "N H W 1"]) -> Int[Tensor, "K"]:
+    """Row-major indices into ``N * H * W`` of the true pixels (int32 when they fit, to halve the
+    memory a band of many large images takes)."""
+    indices = pixels.reshape(-1).nonzero().reshape(-1)
+    return indices.int() if pixels.numel() < 2**31 else indices
+
+
+def unflatten_pixel_indices(flat: Int[Tensor, "K"], image_height: int, image_width: int) -> Int[Tensor, "K 3"]:
+    """``(image, row, column)`` of row-major flat pixel indices."""
+    flat = flat.long()
+    pixels_per_image = image_height * image_width
+    return torch.stack([flat // pixels_per_image, (flat // image_width) % image_height, flat % image_width], dim=-1)
+
+
 @dataclass
 class ForegroundPixelSamplerConfig(PixelSamplerConfig):
     _target: Type = field(default_factory=lambda: ForegroundPixelSampler)
@@ -51,6 +68,7 @@ class ForegroundPixelSampler(PixelSampler):
         super().__init__(config, **kwargs)
         self._band_source: Optional[Tensor] = None
         self._band: Optional[Tensor] = None
+        self._band_pixels: Optional[Tensor] = None
 
     def band(self, mask: Tensor) -> Tensor:
         """The dilated mask, kept while nerfstudio hands the same mask tensor to every step (until it
@@ -58,7 +76,13 @@ class ForegroundPixelSampler(PixelSampler):
         if mask is not self._band_source:
             radius = int(round(self.config.band_width * max(mask.shape[1], mask.shape[2])))
             self._band_source, self._band = mask, dilate_masks(mask, radius)
+            self._band_pixels = flat_pixel_indices(self._band)
         return self._band
+
+    def band_pixels(self, mask: Tensor) -> Int[Tensor, "K"]:
+        """Flat indices of the band's pixels (see :func:`flat_pixel_indices`), made with the band."""
+        self.band(mask)
+        return self._band_pixels
 
     def sample_method(
         self,
@@ -72,6 +96,10 @@ class ForegroundPixelSampler(PixelSampler):
         if mask is None:
             return super().sample_method(batch_size, num_images, image_height, image_width, None, device)
         num_band = int(round(batch_size * self.config.foreground_fraction))
-        band = super().sample_method(num_band, num_images, image_height, image_width, self.band(mask), device)
+        band_pixels = self.band_pixels(mask)
+        if band_pixels.numel() == 0:  # no person in any cached image: nothing to draw around
+            return super().sample_method(batch_size, num_images, image_height, image_width, None, device)
+        choice = torch.randint(band_pixels.numel(), (num_band,), device=band_pixels.device)
+        band = unflatten_pixel_indices(band_pixels[choice], image_height, image_width).to(device)
         anywhere = super().sample_method(batch_size - num_band, num_images, image_height, image_width, None, device)
         return torch.cat([band, anywhere], dim=0)
