@@ -15,7 +15,9 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfstudio.configs.base_config import InstantiateConfig
-from nerfstudio.field_components.encodings import HashEncoding, SHEncoding
+from nerfstudio.field_components.encodings import SHEncoding
+
+from hfavatar_ns.fields.hash_grid import DeviceHashEncoding
 
 
 @dataclass
@@ -78,7 +80,7 @@ class AvatarField(nn.Module):
         self.config = config
         self.register_buffer("bounds", bounds.clone().float())
         self.prior_sdf = prior_sdf
-        self.encoding = HashEncoding(
+        self.encoding = DeviceHashEncoding(
             num_levels=config.num_levels,
             min_res=config.base_resolution,
             max_res=config.max_resolution,
