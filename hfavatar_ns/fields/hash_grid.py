@@ -12,9 +12,9 @@ is not installed), so both matter: fewer ops and no host waits on a GPU, less ar
 
 from __future__ import annotations
 
+import torch
 from jaxtyping import Float
 from torch import Tensor
-import torch
 
 from nerfstudio.field_components.encodings import HashEncoding
 
