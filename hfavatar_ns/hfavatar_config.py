@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
-from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
@@ -16,6 +15,7 @@ from nerfstudio.plugins.types import MethodSpecification
 from dataparsers.zju_mocap.zju_dataparser import ZJUMocapDataParserConfig
 from hfavatar_ns.checkpoints import allow_nerfstudio_checkpoints
 from hfavatar_ns.data.pixel_sampler import ForegroundPixelSamplerConfig
+from hfavatar_ns.data.ray_generator import AvatarDataManager
 from hfavatar_ns.deformation.backward import BackwardDeformationConfig
 from hfavatar_ns.fields.avatar_field import AvatarFieldConfig
 from hfavatar_ns.model_components.inner_sampler import InnerSamplerConfig
@@ -53,7 +53,7 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
         machine=MachineConfig(device_type="cpu") if lite else MachineConfig(),
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(
-                _target=VanillaDataManager[InputDataset],
+                _target=AvatarDataManager,
                 dataparser=ZJUMocapDataParserConfig(),
                 train_num_rays_per_batch=rays,
                 eval_num_rays_per_batch=rays,
