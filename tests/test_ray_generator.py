@@ -73,3 +73,9 @@ def test_far_fewer_ops_per_batch():
             generator(pixels)
         counts.append(OpCount.count)
     assert counts[1] < counts[0] / 2, counts
+
+
+def test_too_many_distinct_lenses_fall_back_to_nerfstudio():
+    cameras = cameras_with_distortion(True)  # 3 distinct lenses of 40x30 pixels: 28,800 bytes of tables
+    assert not TabulatedRayGenerator(cameras, max_table_bytes=20_000).tabulated
+    assert TabulatedRayGenerator(cameras, max_table_bytes=30_000).tabulated

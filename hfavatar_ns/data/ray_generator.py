@@ -40,7 +40,7 @@ class TabulatedRayGenerator(RayGenerator):
     """``RayGenerator`` whose distorted cameras read undistorted pixel coordinates from per-camera
     tables (see the module docstring). Cameras without distortion are left to nerfstudio."""
 
-    def __init__(self, cameras: Cameras) -> None:
+    def __init__(self, cameras: Cameras, max_table_bytes: int = 2**30) -> None:
         super().__init__(cameras)
         self.tabulated = cameras.distortion_params is not None and bool((cameras.distortion_params != 0).any())
         if not self.tabulated:
@@ -52,6 +52,11 @@ class TabulatedRayGenerator(RayGenerator):
              cameras.distortion_params], dim=-1,
         )  # fmt: skip
         distinct, table_of_camera = torch.unique(keys, dim=0, return_inverse=True)
+        # Every image its own lens (e.g. per-frame calibration) would make one table per image: then
+        # the per-batch undistortion is the cheaper of the two.
+        if distinct.shape[0] * self.image_coords[..., 0].numel() * 8 > max_table_bytes:
+            self.tabulated = False
+            return
         tables = []
         for table in range(distinct.shape[0]):
             camera = int((table_of_camera == table).nonzero()[0, 0])
