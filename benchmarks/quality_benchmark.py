@@ -118,21 +118,30 @@ def main() -> None:
         "curve": curve,
         "overrides": args.set,
     }  # fmt: skip
+
+    def save_report() -> None:  # after each part, so a time limit keeps what was measured
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+
     for name, context in (("avatar", None), ("body_prior", body_prior_only(model))):
         if context is not None:
             context.__enter__()
+        evaluating = time.time()
         report[name] = {"novel_view": image_metrics("novel_view"), "novel_pose": image_metrics("novel_pose")}
+        print(f"{name}: images evaluated in {time.time() - evaluating:.0f} s", flush=True)
         if context is not None:
             context.__exit__(None, None, None)
+        save_report()
     training_rows = sorted({int(r) for r in trainer.pipeline.datamanager.train_dataset.cameras.metadata["frame_idx"].reshape(-1)})
     rows = [training_rows[0], training_rows[len(training_rows) // 2], training_rows[-1]]
+    evaluating = time.time()
     geometry = compare_posed_geometry(model, args.data, rows, resolution=args.mesh_resolution)
+    print(f"geometry evaluated in {time.time() - evaluating:.0f} s", flush=True)
     report["avatar"]["geometry"] = geometry.avatar
     report["body_prior"]["geometry"] = geometry.body_prior
     report["chamfer_ratio_avatar_to_prior"] = geometry.avatar["chamfer_mm"] / geometry.body_prior["chamfer_mm"]
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    save_report()
     print(json.dumps(report, indent=2))
 
 

@@ -1,5 +1,6 @@
 """The hash grid's torch path: nerfstudio's values and gradients, in a few ops with no host copies."""
 
+import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -33,13 +34,15 @@ def test_same_checkpoint_keys_as_nerfstudio():
     assert ours.state_dict().keys() == reference.state_dict().keys()
 
 
-def test_same_values_and_gradients_as_nerfstudio():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_same_values_and_gradients_as_nerfstudio(device):
     reference, ours = twin_encodings()
     torch.manual_seed(1)
     points = torch.rand(3000, 3, dtype=torch.float64)
     points[:3] = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)  # on nodes of every level
-    reference.double(), ours.double()
-    upstream = torch.randn(3000, 16, dtype=torch.float64)
+    points = points.to(device)
+    reference.to(device).double(), ours.to(device).double()
+    upstream = torch.randn(3000, 16, dtype=torch.float64).to(device)
     results = []
     for encoding in (reference, ours):
         inputs = points.clone().requires_grad_(True)

@@ -1,5 +1,6 @@
 """Training rays from per-camera undistortion tables match nerfstudio's, in far fewer ops."""
 
+import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -34,17 +35,19 @@ def random_pixels(count: int) -> torch.Tensor:
     )  # fmt: skip
 
 
-def test_same_rays_as_nerfstudio_for_distorted_cameras():
-    cameras = cameras_with_distortion(True)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_same_rays_as_nerfstudio_for_distorted_cameras(device):
+    cameras = cameras_with_distortion(True).to(device)
     ours = TabulatedRayGenerator(cameras)
     assert ours.tabulated and ours.pixel_tables.shape == (3, 30, 40, 2)  # cameras 0 and 2 share a table
-    pixels = random_pixels(500)
+    assert ours.pixel_tables.device.type == device
+    pixels = random_pixels(500).to(device)
     theirs, mine = RayGenerator(cameras)(pixels), ours(pixels)
     assert torch.allclose(mine.origins, theirs.origins)
     assert torch.allclose(mine.directions, theirs.directions, atol=1e-5)
     assert torch.equal(mine.camera_indices, theirs.camera_indices)
     # the lens matters: without it the rays differ
-    assert (RayGenerator(cameras_with_distortion(False))(pixels).directions - theirs.directions).abs().max() > 1e-3
+    assert (RayGenerator(cameras_with_distortion(False).to(device))(pixels).directions - theirs.directions).abs().max() > 1e-3
 
 
 def test_cameras_without_distortion_are_left_to_nerfstudio():
