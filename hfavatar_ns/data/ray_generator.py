@@ -60,7 +60,8 @@ class TabulatedRayGenerator(RayGenerator):
         tables = []
         for table in range(distinct.shape[0]):
             camera = int((table_of_camera == table).nonzero()[0, 0])
-            tables.append(undistorted_pixel_grid(cameras[camera : camera + 1], self.image_coords))
+            # nerfstudio makes image_coords on the CPU whatever the cameras' device
+            tables.append(undistorted_pixel_grid(cameras[camera : camera + 1], self.image_coords.to(keys.device)))
         self.register_buffer("pixel_tables", torch.stack(tables), persistent=False)  # [T, H, W, 2]
         self.register_buffer("table_of_camera", table_of_camera.reshape(-1), persistent=False)
 
