@@ -4,7 +4,8 @@
 # .gpudata/synth-default. Logs and JSON go to one archive, $OUT/gpu_results.tgz; a summary ends the console.
 #
 # STAGES (default "tests speed lite full", about 8 minutes on an H100) picks from:
-#   tests  the GPU-marked tests (pytest -m gpu), alone: their fixture trains on the CPU (~55 s on an H100 machine)
+#   tests  the GPU-marked tests (pytest -m gpu; TEST_PATHS picks files, default tests/), alone: the export tests'
+#          fixture trains on the CPU (~55 s on an H100 machine)
 #   speed  hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else nerfstudio's torch
 #          implementation (said in the JSON's "hash_backend") (~45 s)
 #   lite   hfavatar-lite on CUDA exactly as the CPU quality run (800 steps), with a curve: the time the GPU takes
@@ -55,7 +56,7 @@ $PY -c "import hfavatar_ns.training, hfavatar_ns.evaluation.avatar_eval, nerfstu
 
 if wants tests; then
   stamp "GPU tests"
-  timeout "$(limit 120 360)" $PY -m pytest -m gpu -q -s -p no:cacheprovider --continue-on-collection-errors tests \
+  timeout "$(limit 120 360)" $PY -m pytest -m gpu -q -s -p no:cacheprovider --continue-on-collection-errors ${TEST_PATHS:-tests} \
     >"$RES/gpu_tests.log" 2>&1
   echo "GPU tests: exit $?"; grep -E "passed|skipped|failed|error|ns-export|frame-less" "$RES/gpu_tests.log" | tail -8
 fi
