@@ -40,14 +40,15 @@ def test_same_rays_as_nerfstudio_for_distorted_cameras(device):
     cameras = cameras_with_distortion(True).to(device)
     ours = TabulatedRayGenerator(cameras)
     assert ours.tabulated and ours.pixel_tables.shape == (3, 30, 40, 2)  # cameras 0 and 2 share a table
-    assert ours.pixel_tables.device.type == device
+    assert ours.pixel_tables.device.type == device  # made on the cameras' device
     pixels = random_pixels(500).to(device)
-    theirs, mine = RayGenerator(cameras)(pixels), ours(pixels)
+    # nerfstudio's generator keeps its pixel grid on the CPU until moved, as a datamanager's .to(device) does
+    theirs, mine = RayGenerator(cameras).to(device)(pixels), ours.to(device)(pixels)
     assert torch.allclose(mine.origins, theirs.origins)
     assert torch.allclose(mine.directions, theirs.directions, atol=1e-5)
     assert torch.equal(mine.camera_indices, theirs.camera_indices)
     # the lens matters: without it the rays differ
-    assert (RayGenerator(cameras_with_distortion(False).to(device))(pixels).directions - theirs.directions).abs().max() > 1e-3
+    assert (RayGenerator(cameras_with_distortion(False).to(device)).to(device)(pixels).directions - theirs.directions).abs().max() > 1e-3
 
 
 def test_cameras_without_distortion_are_left_to_nerfstudio():
