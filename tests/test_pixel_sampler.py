@@ -37,6 +37,22 @@ def test_dilation_grows_the_mask_by_its_radius():
     assert torch.equal(dilate_masks(masks, 0), masks > 0.5)
 
 
+def test_dilation_matches_its_definition_at_the_borders_too():
+    """A pixel is in the band when a foreground pixel lies within ``radius`` rows and columns of it."""
+    generator = torch.Generator().manual_seed(3)
+    masks = (torch.rand(3, 23, 31, 1, generator=generator) > 0.97).float()
+    masks[1, 0, 0, 0] = masks[2, 22, 30, 0] = 1.0  # corners: the neighbourhood leaves the image
+    radius = 4
+    foreground = masks[..., 0] > 0.5
+    expected = torch.zeros_like(foreground)
+    for row in range(23):
+        for column in range(31):
+            window = foreground[:, max(0, row - radius) : row + radius + 1, max(0, column - radius) : column + radius + 1]
+            expected[:, row, column] = window.flatten(1).any(dim=1)
+    assert torch.equal(dilate_masks(masks, radius)[..., 0], expected)
+    assert torch.equal(dilate_masks(masks[:0], radius), masks[:0] > 0.5)  # no images
+
+
 def test_band_samples_both_sides_of_the_outline_alike():
     (c, y, x), masks = draw(4000, foreground_fraction=1.0, band_width=0.1)
     assert ((y >= 11) & (y < 29) & (x >= 11) & (x < 29)).all()  # radius 4: never beyond the band
