@@ -40,6 +40,9 @@ class AvatarFieldConfig(InstantiateConfig):
     color_num_layers: int = 2
     pose_feature_dim: int = 8
     """Width of the pose conditioning of the colour head (a linear map of the 69-d body pose)."""
+    color_grid_features: bool = False
+    """Also feed the hash grid's own features to the colour head. Otherwise colour reaches it only through
+    the geometry MLP's features, which the eikonal loss keeps smooth: thin stripes come out pale."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
     residual_scale: float = 0.25
@@ -105,6 +108,8 @@ class AvatarField(nn.Module):
         direction_dim = self.direction_encoding.get_out_dim() if self.direction_encoding is not None else 0
         self.pose_encoder = nn.Linear(69, config.pose_feature_dim) if config.pose_feature_dim > 0 else None
         color_in = config.geo_feature_dim + 3 + direction_dim + config.pose_feature_dim
+        if config.color_grid_features:
+            color_in += self.encoding.get_out_dim()
         color_layers = []
         for _ in range(config.color_num_layers):
             color_layers += [nn.Linear(color_in, config.color_hidden_dim), nn.ReLU()]
@@ -128,7 +133,8 @@ class AvatarField(nn.Module):
         return ((points - self.bounds[0]) / (self.bounds[1] - self.bounds[0])).clamp(0.0, 1.0)
 
     def forward_geonetwork(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
-        """``[sdf, geometry features]`` at canonical points (the contract ``ns-export marching-cubes`` uses)."""
+        """``[sdf, features]`` at canonical points (the contract ``ns-export marching-cubes`` uses); the features
+        are the geometry MLP's, then the hash grid's when ``color_grid_features``: what the colour head reads."""
         flat = points.reshape(-1, 3)
         features = self.encoding(self.normalize(flat)).float()
         features = features * self.level_weights.repeat_interleave(self.config.features_per_level)
@@ -138,7 +144,8 @@ class AvatarField(nn.Module):
         if not self.use_residual:
             residual = torch.zeros_like(residual)
         sdf = self.prior_sdf(flat)[:, None] + residual
-        return torch.cat([sdf, head[:, 1:]], dim=-1).reshape(*points.shape[:-1], -1)
+        columns = [sdf, head[:, 1:], features] if self.config.color_grid_features else [sdf, head[:, 1:]]
+        return torch.cat(columns, dim=-1).reshape(*points.shape[:-1], -1)
 
     def get_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
         return self.forward_geonetwork(points)[..., :1]
