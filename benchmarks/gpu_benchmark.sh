@@ -6,8 +6,8 @@
 # STAGES (default "tests speed lite full", about 8 minutes on an H100) picks from:
 #   tests  the GPU-marked tests (pytest -m gpu; TEST_PATHS picks files, default tests/), alone: the export tests'
 #          fixture trains on the CPU (~55 s on an H100 machine)
-#   speed  hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else nerfstudio's torch
-#          implementation (said in the JSON's "hash_backend") (~45 s)
+#   speed  hfavatar (GPU defaults) on CUDA; the hash grid with tcnn when it imports, else our torch one
+#          (DeviceHashEncoding; said in the JSON's "hash_backend") (~45 s)
 #   lite   hfavatar-lite on CUDA exactly as the CPU quality run (800 steps), with a curve: the time the GPU takes
 #          to reach the CPU run's quality (~100 s of training, ~3 minutes in all)
 #   full   hfavatar on the default capture for FULL_SECONDS of training, with a held-out PSNR curve
