@@ -41,8 +41,9 @@ class AvatarFieldConfig(InstantiateConfig):
     pose_feature_dim: int = 8
     """Width of the pose conditioning of the colour head (a linear map of the 69-d body pose)."""
     color_grid_features: bool = False
-    """Also feed the hash grid's own features to the colour head. Otherwise colour reaches it only through
-    the geometry MLP's features, which the eikonal loss keeps smooth: thin stripes come out pale."""
+    """Also feed the hash grid's own features to the colour head, not only the geometry MLP's (which also
+    have to keep the SDF smooth). Both presets turn it on: without it, thin colour stripes came out pale.
+    Off here so that runs saved before it existed load as they were trained."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
     residual_scale: float = 0.25
