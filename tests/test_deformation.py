@@ -21,6 +21,7 @@ from hfavatar_ns.deformation.weight_grid import (
     build_weight_grid,
     grid_node_positions,
     nearest_vertex_skinning_weights,
+    nearest_vertices,
     query_weight_grid,
 )
 
@@ -131,6 +132,31 @@ def test_built_grid_holds_nearest_vertex_weights_at_its_nodes():
     exact = nearest_vertex_skinning_weights(nodes, vertices, vertex_weights, k=10)
     assert torch.allclose(grid.values.permute(1, 2, 3, 0).reshape(-1, 24), exact, atol=1e-6)
     assert torch.allclose(query_weight_grid(grid, nodes), exact, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_dense_neighbour_query_matches_the_kd_tree(device):
+    """``nearest_vertices``' two methods agree (the dense one is what a GPU run uses)."""
+    generator = torch.Generator().manual_seed(4)
+    vertices = torch.rand(3000, 3, generator=generator) * torch.tensor([0.6, 1.7, 0.3])
+    points = torch.rand(5000, 3, generator=generator) * 2.0 - 0.2
+    points[:20] = vertices[:20]  # on a vertex: distance 0
+    tree_distances, tree_indices = nearest_vertices(points, vertices, 10, method="kdtree")
+    dense_distances, dense_indices = nearest_vertices(points.to(device), vertices.to(device), 10, method="dense",
+                                                      chunk_size=1024)  # fmt: skip
+    assert dense_distances.device.type == device
+    assert torch.allclose(dense_distances.cpu(), tree_distances, atol=1e-6)
+    assert (dense_indices.cpu() == tree_indices).float().mean() > 0.999  # ties may order differently
+    assert torch.equal(dense_indices[:20, 0].cpu(), torch.arange(20)) and float(dense_distances[:20, 0].max()) == 0.0
+
+
+def test_per_frame_grids_hold_the_distance_to_the_nearest_vertex(capture):
+    grids = PerFrameWeightGrids(capture.posed_vertices, capture.canonical.skinning_weights, resolution=16)
+    grid = grids.grid(1)
+    nodes = grid_node_positions(grid.bounds_min, grid.bounds_max, 16).reshape(-1, 3)[::29]
+    _, distance = grids.query_with_distance(nodes, torch.full((len(nodes),), 1))
+    nearest = torch.cdist(nodes.double(), capture.posed_vertices[1].double()).min(dim=1).values
+    assert torch.allclose(distance.double(), nearest, rtol=2e-3, atol=1e-4)  # stored as float16
 
 
 def test_per_frame_grids_are_lazy_and_handle_mixed_frames(capture):

@@ -14,7 +14,7 @@ of ``values`` is x, the second y, the third z; the outermost nodes lie on the bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Literal, Tuple, Union
 
 import numpy as np
 import torch
@@ -34,6 +34,50 @@ def _resolution3(resolution: Resolution) -> Tuple[int, int, int]:
     return res  # type: ignore[return-value]
 
 
+def nearest_vertices(
+    points: Float[Tensor, "N 3"],
+    vertices: Float[Tensor, "V 3"],
+    k: int,
+    method: Literal["auto", "kdtree", "dense"] = "auto",
+    chunk_size: int = 4096,
+) -> Tuple[Float[Tensor, "N k"], Int[Tensor, "N k"]]:
+    """Distances to, and indices of, the ``k`` vertices nearest each point (nearest first), on ``points``' device.
+
+    ``"kdtree"`` queries :class:`scipy.spatial.cKDTree` on the CPU (in float64); ``"dense"`` measures every
+    point-vertex distance in chunks of ``chunk_size`` points and keeps the ``k`` smallest, on the points'
+    own device. ``"auto"`` takes the KD-tree for CPU tensors (on 2 cores a dense query of 16k points
+    against a 13.7k-vertex body takes ~1 s) and the dense query elsewhere, so a GPU run does not stall on
+    a round trip to the CPU's tree for every frame's grid. Precompute-time only (no gradients).
+    """
+    k = max(1, min(int(k), vertices.shape[0]))
+    if method == "auto":
+        method = "kdtree" if points.device.type == "cpu" else "dense"
+    if method == "kdtree":
+        tree = cKDTree(vertices.detach().cpu().double().numpy())
+        distances, indices = tree.query(points.detach().cpu().double().numpy(), k=k)
+        distances = torch.from_numpy(np.asarray(distances).reshape(points.shape[0], k))
+        indices = torch.from_numpy(np.asarray(indices).reshape(points.shape[0], k))
+        return distances.to(device=points.device, dtype=points.dtype), indices.to(points.device)
+    vertices = vertices.detach().to(points.device)
+    parts = []
+    for chunk in points.detach().split(chunk_size):
+        # the direct difference, not the matrix-product expansion: exact for near-zero distances
+        pairwise = torch.cdist(chunk, vertices, compute_mode="donot_use_mm_for_euclid_dist")
+        parts.append(pairwise.topk(k, dim=1, largest=False, sorted=True))
+    return torch.cat([part.values for part in parts]), torch.cat([part.indices for part in parts])
+
+
+def blend_neighbour_weights(
+    distances: Float[Tensor, "N k"], indices: Int[Tensor, "N k"], vertex_weights: Float[Tensor, "V J"], eps: float = 1e-8
+) -> Float[Tensor, "N J"]:
+    """``sum_i (1 / d_i) w_i / sum_i (1 / d_i)`` over each point's neighbours (float64; ``d_i`` clamped below
+    by ``eps``, so a point on a vertex gets that vertex's weights)."""
+    inverse = 1.0 / distances.double().clamp(min=eps)
+    inverse = inverse / inverse.sum(dim=1, keepdim=True)
+    neighbour_weights = vertex_weights.detach().to(inverse.device).double()[indices]  # [N, k, J]
+    return (inverse[..., None] * neighbour_weights).sum(dim=1)
+
+
 def nearest_vertex_skinning_weights(
     points: Float[Tensor, "N 3"],
     vertices: Float[Tensor, "V 3"],
@@ -46,9 +90,8 @@ def nearest_vertex_skinning_weights(
     ``w(x) = sum_i (1 / d_i) w_i / sum_i (1 / d_i)`` over the ``k`` vertices nearest to ``x``, with
     ``d_i`` clamped below by ``eps`` (a point on a vertex gets that vertex's weights).
 
-    Precompute-time only: the neighbour search runs on the CPU with :class:`scipy.spatial.cKDTree`
-    (no gradients; the result is moved back to ``points``' device and dtype). Per-sample lookups
-    belong to :func:`query_weight_grid`.
+    Precompute-time only (:func:`nearest_vertices`; no gradients). Per-sample lookups belong to
+    :func:`query_weight_grid`.
 
     Args:
         points: query points.
@@ -60,22 +103,8 @@ def nearest_vertex_skinning_weights(
     Returns:
         Skinning weights of the points (rows sum to 1).
     """
-    k = max(1, min(int(k), vertices.shape[0]))
-    tree = cKDTree(vertices.detach().cpu().double().numpy())
-    distances, indices = tree.query(points.detach().cpu().double().numpy(), k=k)
-    distances = distances.reshape(points.shape[0], k)
-    indices = indices.reshape(points.shape[0], k)
-    inverse = 1.0 / np.maximum(distances, eps)
-    inverse /= inverse.sum(axis=1, keepdims=True)
-    neighbour_weights = vertex_weights.detach().cpu().double()[torch.from_numpy(indices)]  # [N, k, J]
-    weights = (torch.from_numpy(inverse)[..., None] * neighbour_weights).sum(dim=1)
-    return weights.to(device=points.device, dtype=points.dtype)
-
-
-def nearest_vertex_distance(points: Float[Tensor, "N 3"], vertices: Float[Tensor, "V 3"]) -> Float[Tensor, "N"]:
-    """Distance from each point to its nearest vertex (precompute-time only, CPU KD-tree)."""
-    distances, _ = cKDTree(vertices.detach().cpu().double().numpy()).query(points.detach().cpu().double().numpy(), k=1)
-    return torch.from_numpy(np.asarray(distances)).to(device=points.device, dtype=points.dtype)
+    distances, indices = nearest_vertices(points, vertices, k)
+    return blend_neighbour_weights(distances, indices, vertex_weights, eps).to(points.dtype)
 
 
 def grid_node_positions(
@@ -185,8 +214,9 @@ class PerFrameWeightGrids(nn.Module):
     """Observation-space skinning-weight grids of every frame, built on first use and kept.
 
     Each frame's grid spans that frame's posed-body bounding box grown by ``margin`` and holds the
-    nearest-vertex weights of the posed vertices (:func:`build_weight_grid`). Building one costs a
-    KD-tree query per node on the CPU (about 0.1 s at 32^3); a lookup is a trilinear gather.
+    nearest-vertex weights of the posed vertices (as :func:`build_weight_grid`) and the distance to the
+    nearest vertex, from one neighbour query per node (:func:`nearest_vertices`: a KD-tree on the CPU, a
+    dense query on a GPU); a lookup is a trilinear gather.
 
     Caching choice: all frames are kept (no eviction) because training draws frames at random, so any
     bounded cache would keep rebuilding. The grids live in one channels-last table of ``dtype``
@@ -250,17 +280,11 @@ class PerFrameWeightGrids(nn.Module):
             shape = (self.num_frames, *self.resolution, self.num_channels)
             self.table = torch.zeros(shape, dtype=self.storage_dtype, device=self.posed_vertices.device)
         for frame in missing:
-            grid = build_weight_grid(
-                self.posed_vertices[frame],
-                self.vertex_weights,
-                self.bounds_min[frame],
-                self.bounds_max[frame],
-                self.resolution,
-                self.k,
-            )
             nodes = grid_node_positions(self.bounds_min[frame], self.bounds_max[frame], self.resolution)
-            distance = nearest_vertex_distance(nodes.reshape(-1, 3), self.posed_vertices[frame])
-            values = torch.cat([grid.values.permute(1, 2, 3, 0), distance.reshape(*nodes.shape[:3], 1)], dim=-1)
+            # one neighbour query gives both the weights and the distance to the body (its nearest vertex)
+            distances, indices = nearest_vertices(nodes.reshape(-1, 3), self.posed_vertices[frame], self.k)
+            weights = blend_neighbour_weights(distances, indices, self.vertex_weights)
+            values = torch.cat([weights, distances[:, :1].double()], dim=-1).reshape(*nodes.shape[:3], -1)
             self.table[frame] = values.to(self.storage_dtype)
             self._built[frame] = True
 
