@@ -78,7 +78,8 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
                 ),
                 sampler=InnerSamplerConfig(num_samples=32 if lite else 64),
                 deformation=BackwardDeformationConfig(),
-                prior_sdf_resolution=64 if lite else 128,
+                # lite, default capture: 128^3 against 64^3 raised normal consistency 0.57 -> 0.60 (+3 s of set-up)
+                prior_sdf_resolution=128,
                 cos_anneal_end=500 if lite else 5000,
             ),
         ),
