@@ -72,8 +72,8 @@ class HFAvatarModelConfig(ModelConfig):
     """Nodes per axis of the tabulated body-prior SDF (along the longest axis when ``prior_sdf_isotropic``)."""
     prior_sdf_isotropic: bool = False
     """Same node spacing on every axis (``prior_sdf_resolution`` nodes along the longest). Meshed at 256^3, the
-    canonical body's tabulated SDF has normal consistency 0.37 against the body itself at 64^3 nodes (the lite
-    preset), 0.62 at 128^3, 0.63 isotropic with 192 along the longest axis, 0.73 computed exactly. Not in the
+    canonical body's tabulated SDF has normal consistency 0.37 against the body itself at 64^3 nodes, 0.62 at
+    128^3 (both presets), 0.63 isotropic with 192 along the longest axis, 0.73 computed exactly. Not in the
     presets: hfavatar-lite with 192 isotropic on the default capture (800 steps) raised the posed meshes' NC
     0.568 -> 0.611 but held-out PSNR went 27.87 -> 27.71 dB, Chamfer 5.59 -> 5.67 mm, and training took 8%
     longer (577 s, near the 10-minute budget); on tiny (400 steps) every figure improved slightly."""
