@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch/torchvision that this workplace's pip finds on local disk for Python 3.11 (x86_64).
+# torch/torchvision pinned for Python 3.11 (x86_64).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= data/synth-default
 STAMP := $(VENV)/.installed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU checks and benchmark, sized for one lent H100/H200 inside one call of under 10 minutes: run from the repo
-# root on the device with the wheel bundle carried (see gpu_setup.sh) and, to save time, the default capture in
+# GPU checks and benchmark, sized to finish in under 10 minutes on one H100/H200: run from the repo root on the
+# GPU machine with the wheel bundle in .whl/ (see gpu_setup.sh) and, to save time, the default capture in
 # .gpudata/synth-default. Logs and JSON go to one archive, $OUT/gpu_results.tgz; a summary ends the console.
 #
 # STAGES (default "tests speed lite full", about 8 minutes on an H100) picks from:
@@ -13,7 +13,7 @@
 #   full   hfavatar on the default capture for FULL_SECONDS of training, with a held-out PSNR curve
 #   zju    a ZJU-sized capture (23 cameras, 1024x1024, ZJU_FRAMES frames of the zju preset, made by forked
 #          workers: 115 s for 30 frames with 14 workers) and hfavatar on it for ZJU_SECONDS, with a curve
-#          (give it a call of its own: evaluation renders 1024x1024 images)
+#          (run it on its own: evaluation renders 1024x1024 images)
 #
 # Every stage's time limit is cut to what the whole BUDGET_SECONDS leaves (keeping RESERVE seconds for the stages
 # after it), so a slow stage cannot take the later ones or the archive down with it.
@@ -23,7 +23,7 @@
 #     FULL_SECONDS=5 ZJU_SECONDS=5 MESH_RESOLUTION=32 BUDGET_SECONDS=1500 WORKERS=2 bash benchmarks/gpu_benchmark.sh
 set -u
 OUT="${OUT:-outputs/gpu}"
-RES=/tmp/hfavatar-gpu-results  # everything lands here; $OUT gets one archive (the device returns at most 8 files)
+RES=/tmp/hfavatar-gpu-results  # everything lands here; $OUT gets one archive (one file to copy back)
 rm -rf "$RES"
 mkdir -p "$OUT" "$RES"
 PY="${PY:-python3}"

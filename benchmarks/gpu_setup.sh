@@ -1,6 +1,7 @@
-# GPU set-up for hfavatar on the lent device (python3 3.12 with torch, numpy 2, no internet, no nerfstudio).
+# GPU set-up for hfavatar on a GPU machine without internet access (python3 3.12 with torch, numpy 2, no
+# nerfstudio).
 #
-# On the device, at the start of a command whose `carry` names ".whl":
+# On the GPU machine, with the wheel bundle copied to .whl/ in the repo root:
 #     source benchmarks/gpu_setup.sh
 # It installs the wheel bundle .whl/ into /tmp/site (no index, no deps), puts /tmp/site and the repo root on
 # PYTHONPATH (the repo is not pip-installed there), sets MPLBACKEND=Agg and prints what it runs on.
@@ -9,17 +10,17 @@
 # To (re)build the bundle on a developer machine (needs PyPI; writes cp312 manylinux x86_64 wheels):
 #     bash benchmarks/gpu_setup.sh --build            # -> .whl/ (about 38 MB; .whl/ is in .git/info/exclude)
 #     bash benchmarks/gpu_setup.sh --build 3.11 DIR   # same distributions for another Python (a CPU rehearsal)
-# The bundle holds only what our imports need and the device lacks (its package list: KINDS.md of the device
-# tool). numpy is not carried: the stack runs on the device's numpy 2. tensorly and libigl are repacked without
+# The bundle holds only what our imports need and such a machine lacks (it has python3, torch and numpy).
+# numpy is not bundled: the stack runs on the machine's numpy 2. tensorly and libigl are repacked without
 # files nothing imports (tensorly's example data sets; libigl's static libraries, C++ headers and docs) to
-# stay well inside the 64 MiB a call can carry. shapely/rtree/svg.path (optional in trimesh), open3d, av,
+# keep the bundle well under 64 MiB. shapely/rtree/svg.path (optional in trimesh), open3d, av,
 # wandb, comet and the other nerfstudio requirements that are never imported are left out.
 #
 # Knobs: PYTHON (default python3), HFAVATAR_WHL (default <repo>/.whl), HFAVATAR_SITE (default /tmp/site).
 
 _hfavatar_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# name==version of every carried distribution (binary ones have cp311 and cp312 manylinux wheels).
+# name==version of every bundled distribution (binary ones have cp311 and cp312 manylinux wheels).
 _HFAVATAR_WHEELS="
 nerfstudio==1.1.5
 nerfacc==0.5.2
@@ -94,7 +95,7 @@ EOF
 _hfavatar_setup() {
     local py="${PYTHON:-python3}" whl="${HFAVATAR_WHL:-$_hfavatar_root/.whl}" site="${HFAVATAR_SITE:-/tmp/site}"
     if ! ls "$whl"/*.whl >/dev/null 2>&1; then
-        echo "gpu_setup: no wheels in $whl (name .whl in the call's carry; build it with --build)" >&2
+        echo "gpu_setup: no wheels in $whl (copy the bundle there; build it with --build)" >&2
         return 1
     fi
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$whl"/*.whl \
