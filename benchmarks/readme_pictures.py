@@ -58,7 +58,7 @@ def main() -> None:
             with body_prior_only(model):
                 prior = model.get_outputs_for_camera(camera)["rgb"]
             tiles = [(t.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8) for t in (photo, rendered, prior)]
-            frame = int(model.frame_ids[int(frame_of_image[index])])
+            frame = int(model.body.frame_ids[int(frame_of_image[index])])
             names = [f"photo, frame {frame}", "avatar", "body prior"]
             columns.append(np.concatenate([label(t, n) for t, n in zip(tiles, names)], axis=0))
     args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def main() -> None:
     cv2.imwrite(str(args.output_dir / "novel_views.png"), strip[..., ::-1])
 
     row = int(frame_of_image[picks[0]])
-    frame_id = int(model.frame_ids[row])
+    frame_id = int(model.body.frame_ids[row])
     truth = ground_truth_mesh(avatar.capture_root, frame_id)
     meshes = [truth, posed_mesh(model, row, args.mesh_resolution, progress=True), body_mesh(model, row)]
     from hfavatar_ns.synth.writer import camera_name

@@ -26,7 +26,8 @@ import torch
 
 def breakdown(model, dataset) -> Dict[str, float]:
     """Mean over the images of ``dataset`` of PSNR, IoU and the split squared error."""
-    from hfavatar_ns.evaluation.avatar_eval import psnr, silhouette_iou
+    from hfavatar_ns.evaluation.avatar_eval import silhouette_iou
+    from hfavatar_ns.evaluation.image_metrics import psnr
 
     rows: List[Dict[str, float]] = []
     for index in range(len(dataset)):
@@ -38,7 +39,7 @@ def breakdown(model, dataset) -> Dict[str, float]:
         person = mask[..., 0] > 0.5
         covered = outputs["accumulation"][..., 0] > 0.5
         rows.append({
-            "psnr": psnr(predicted, target),
+            "psnr": float(psnr(predicted, target)),
             "silhouette_iou": silhouette_iou(outputs["accumulation"], mask),
             "inside": float(error[person].sum()),
             "outside": float(error[~person].sum()),

@@ -24,22 +24,22 @@ from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
 allow_nerfstudio_checkpoints()
 
 
-def _optimizers(learning_rate: float, max_steps: int) -> dict:
-    def group() -> dict:
+def _optimizers(learning_rate: float, max_steps: int, body_learning_rate: float = 1e-3) -> dict:
+    def group(lr: float) -> dict:
         return {
-            "optimizer": AdamOptimizerConfig(lr=learning_rate, eps=1e-15),
-            "scheduler": ExponentialDecaySchedulerConfig(lr_final=learning_rate * 0.1, max_steps=max_steps),
+            "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * 0.1, max_steps=max_steps),
         }
 
-    return {"fields": group(), "deformation": group()}
+    # "body": the per-frame corrections of pose refinement (radians, metres), used when it is on.
+    return {"fields": group(learning_rate), "deformation": group(learning_rate), "body": group(body_learning_rate)}
 
 
 def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConfig:
     """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes;
     ``max_steps`` also sets the learning-rate schedule's length."""
     if max_steps is None:
-        # lite: 800 steps train the default capture in ~400 s on 2 cores (benchmarks/results/quality_lite_cpu.json),
-        # inside the 10 minutes the preset promises with room for slower machines.
+        # lite: 800 steps train the default capture in about 7 minutes on 2 CPU cores (docs/results.md).
         max_steps = 800 if lite else 30000
     rays = 1024 if lite else 4096
     return TrainerConfig(
@@ -73,12 +73,10 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
                     hidden_dim=32 if lite else 64,
                     # Few views and frames: view- and pose-dependent colour would only overfit.
                     sh_levels=0 if lite else 2,
-                    # lite, default capture: +0.9 dB on held-out views and the shirt's stripes back, at no measurable cost
                     color_grid_features=True,
                 ),
                 sampler=InnerSamplerConfig(num_samples=32 if lite else 64),
                 deformation=BackwardDeformationConfig(),
-                # lite, default capture: 128^3 against 64^3 raised normal consistency 0.57 -> 0.60 (+3 s of set-up)
                 prior_sdf_resolution=128,
                 cos_anneal_end=500 if lite else 5000,
             ),

@@ -6,7 +6,10 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
+from hfavatar_ns.body.base import PosedBody
+from hfavatar_ns.body.body_frames import BodyFrames
 from hfavatar_ns.body.factory import make_body_model
+from hfavatar_ns.body.posing import BodyModelSpec
 from hfavatar_ns.body.skinning import linear_blend_skinning
 from hfavatar_ns.deformation.backward import (
     BackwardDeformation,
@@ -64,20 +67,22 @@ def capture(synthetic_smpl_dir) -> Capture:
     return Capture(canonical, normals, poses, rh, th, transforms, posed)
 
 
+def _body_frames(capture: Capture) -> BodyFrames:
+    """The capture's frames as the model's body state (canonical = rest pose here)."""
+    posed = PosedBody(capture.posed_vertices, capture.bone_transforms[..., :3, 3], capture.bone_transforms)
+    return BodyFrames.from_posed(
+        capture.canonical, torch.zeros(10), [0, 1, 2], capture.poses, capture.global_rotation,
+        capture.global_translation, posed, BodyModelSpec("smpl"),
+    )  # fmt: skip
+
+
 def _make_deformation(capture: Capture, **overrides) -> BackwardDeformation:
     config = BackwardDeformationConfig(
         canonical_grid_resolution=48,
         non_rigid=NonRigidOffsetConfig(kick_in_step=100, coarse_to_fine_start_step=100, coarse_to_fine_end_step=200),
         **overrides,
     )
-    return config.setup(
-        canonical=capture.canonical,
-        posed_vertices=capture.posed_vertices,
-        bone_transforms=capture.bone_transforms,
-        poses=capture.poses,
-        global_rotation=capture.global_rotation,
-        global_translation=capture.global_translation,
-    )
+    return config.setup(body=_body_frames(capture))
 
 
 @pytest.fixture(scope="module")
@@ -335,8 +340,9 @@ def test_pose_refinement_starts_at_the_given_body_and_receives_gradients(capture
     without, _ = deformation(points, frame_indices)
     deformation.set_progress(10)
     with_refinement, _ = deformation(points, frame_indices)
-    assert torch.allclose(without, with_refinement, atol=1e-5)  # zero deltas: the given bone transforms
+    assert torch.allclose(without, with_refinement, atol=1e-5)  # zero corrections: the given bone transforms
     with_refinement.square().sum().backward()
-    grad = deformation.pose_deltas.grad
-    assert grad[1:].abs().sum() > 0 and grad[0].abs().sum() == 0
-    assert set(deformation.param_groups()) == {"skinning", "non_rigid", "pose_refinement"}
+    body = deformation.body
+    for grad in (body.pose_correction.grad, body.rotation_correction.grad, body.translation_correction.grad):
+        assert grad[1:].abs().sum() > 0 and grad[0].abs().sum() == 0  # frame 0 is not in the batch
+    assert set(deformation.param_groups()) == {"skinning", "non_rigid"}  # the corrections are the body's

@@ -50,7 +50,7 @@ def test_the_model_adds_the_loss_and_it_reaches_the_field(tiny_avatar_run):
     model = load_avatar_run(tiny_avatar_run).model
     model.train()
     torch.manual_seed(0)
-    targets = model.posed_vertices[0][torch.randint(0, model.posed_vertices.shape[1], (256,))]
+    targets = model.body.published_vertices[0][torch.randint(0, model.body.published_vertices.shape[1], (256,))]
     origins = targets.mean(dim=0) + torch.tensor([0.0, -3.0, 0.0])
     directions = torch.nn.functional.normalize(targets - origins, dim=-1)
     rays = RayBundle(

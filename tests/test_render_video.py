@@ -40,7 +40,7 @@ def test_orbit_views_differ(avatar, tiny_avatar_run, tmp_path):
 def test_motion_from_a_capture_camera_changes_with_the_pose(avatar, tiny_avatar_run, tmp_path):
     out = MotionVideo(tiny_avatar_run, tmp_path / "motion", SCALE, output_format="images", camera=1).main(avatar)
     frames = frames_in(out)
-    assert len(frames) == int((avatar.model.frame_ids >= 0).sum())
+    assert len(frames) == int((avatar.model.body.frame_ids >= 0).sum())
     assert np.abs(frames[0].astype(float) - frames[-1]).mean() > 0.2
 
 
@@ -59,9 +59,9 @@ def test_motion_file_loading_and_resampling(tmp_path):
 
 
 def test_novel_motion_drives_the_avatar(tiny_avatar_run, tmp_path):
-    avatar = load_avatar_run(tiny_avatar_run)  # add_frames grows the model: keep it out of other tests
+    avatar = load_avatar_run(tiny_avatar_run)  # animate grows the body frames: keep it out of other tests
     model = avatar.model
-    base = model.body_poses[0].cpu().clone()
+    base = model.body.poses[0].cpu().clone()
     poses = base.repeat(3, 1)
     poses[:, 16 * 3 + 2] = torch.tensor([-1.2, 0.0, 1.2])  # swing the left shoulder
     poses[:, 17 * 3 + 2] = torch.tensor([1.2, 0.0, -1.2])
@@ -70,18 +70,18 @@ def test_novel_motion_drives_the_avatar(tiny_avatar_run, tmp_path):
 
     with open(path, "wb") as handle:
         pickle.dump({"poses": poses.numpy()}, handle)
-    before = model.num_frames
+    before = model.body.num_frames
     out = NovelMotionVideo(
         tiny_avatar_run, tmp_path / "novel", SCALE, output_format="images", camera=1,
         motion_file=path, fps_in=24.0, fps_out=24.0,
     ).main(avatar)  # fmt: skip
-    assert model.num_frames == before + 3
-    new_vertices = model.posed_vertices[before:]
+    assert model.body.num_frames == before + 3
+    new_vertices = model.body.published_vertices[before:]
     assert (new_vertices[0] - new_vertices[2]).abs().max() > 0.05  # the posed body changes
     frames = frames_in(out)
     assert len(frames) == 3
     assert np.abs(frames[0].astype(float) - frames[2]).mean() > 0.2
-    assert set(model.frame_ids[before:].tolist()) == {-1, -2, -3}
+    assert set(model.body.frame_ids[before:].tolist()) == {-1, -2, -3}
 
 
 def test_cli_writes_an_mp4(tiny_avatar_run, tmp_path):

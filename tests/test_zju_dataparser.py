@@ -83,12 +83,12 @@ def test_313_naming_one_based_params_and_camera_names(capture_313, synthetic_smp
 def test_posed_body_matches_the_fitted_vertices(capture_b, synthetic_smpl_dir):
     root, truth = capture_b
     out = parse(root, synthetic_smpl_dir)
-    body = out.metadata["body"]
-    assert np.abs(body["posed_vertices"].numpy() - truth["vertices"]).max() < 1e-3
-    assert body["bone_transforms"].shape == (NUM_FRAMES, 24, 4, 4)
-    assert body["canonical_vertices"].shape == (6890, 3) and body["faces"].shape == (13776, 3)
-    assert body["skinning_weights"].shape == (6890, 24)
-    assert body["frame_indices"].tolist() == list(range(NUM_FRAMES))
+    body = out.metadata["body_frames"]
+    assert np.abs(body.given_vertices.numpy() - truth["vertices"]).max() < 1e-3
+    assert body.given_bone_transforms.shape == (NUM_FRAMES, 24, 4, 4)
+    assert body.canonical_vertices.shape == (6890, 3) and body.faces.shape == (13776, 3)
+    assert body.skinning_weights.shape == (6890, 24)
+    assert body.frame_ids.tolist() == list(range(NUM_FRAMES))
     assert out.metadata["body_model_name"] == "smpl" and "mask_color" not in out.metadata
     assert out.alpha_color is None and out.dataparser_scale == 1.0
     assert torch.equal(out.dataparser_transform, torch.eye(4)[:3])
@@ -104,7 +104,7 @@ def test_projections_with_parsed_cameras_land_in_the_masks(capture_b, synthetic_
     K, R, T, D = cameras_to_opencv(cameras)
     assert np.allclose(T[:NUM_CAMERAS], truth["T"], atol=1e-5) and np.allclose(D[:NUM_CAMERAS], truth["D"], atol=1e-6)
     frames = cameras.metadata["frame_idx"][:, 0].numpy()
-    vertices = out.metadata["body"]["posed_vertices"].numpy()
+    vertices = out.metadata["body_frames"].given_vertices.numpy()
     for image in range(len(out.image_filenames)):
         pixels, depth = project_points(K[image], R[image], T[image], D[image], vertices[frames[image]])
         mask = read_mask(out.mask_filenames[image])
@@ -132,7 +132,7 @@ def test_frame_idx_and_times_per_image(capture_b, synthetic_smpl_dir):
     root, _ = capture_b
     out = parse(root, synthetic_smpl_dir, train_cameras=(1, 2), train_frames=(0, 2), test_frames=(1,))
     assert out.cameras.shape == (4,)
-    table = out.metadata["body"]["frame_indices"].tolist()
+    table = out.metadata["body_frames"].frame_ids.tolist()
     assert table == [0, 1, 2]  # union of train (0, 2), novel view (0) and novel pose (1)
     frame_idx = out.cameras.metadata["frame_idx"][:, 0].tolist()
     assert frame_idx == [0, 0, 2, 2] and [table[i] for i in frame_idx] == [0, 0, 2, 2]
@@ -145,7 +145,7 @@ def test_frame_idx_and_times_per_image(capture_b, synthetic_smpl_dir):
     assert test.cameras.metadata["frame_idx"][:, 0].tolist() == [1, 1]
     assert test.cameras.metadata["camera_idx"][:, 0].tolist() == [0, 3]
     assert test.cameras.times[:, 0].tolist() == [0.5, 0.5]
-    assert torch.equal(test.metadata["body"]["posed_vertices"], out.metadata["body"]["posed_vertices"])
+    assert torch.equal(test.metadata["body_frames"].given_vertices, out.metadata["body_frames"].given_vertices)
     from dataparsers.zju_mocap.zju_dataparser import ZJUMocapDataParser
 
     assert ZJUMocapDataParser.includes_time
@@ -162,7 +162,7 @@ def test_downscale_writes_consistent_copies(capture_b, synthetic_smpl_dir, tmp_p
 
     assert Image.open(out.image_filenames[0]).size == (60, 80) and np.array(Image.open(out.mask_filenames[0])).ndim == 2
     K, R, T, D = cameras_to_opencv(out.cameras)
-    vertices = out.metadata["body"]["posed_vertices"].numpy()[0]
+    vertices = out.metadata["body_frames"].given_vertices.numpy()[0]
     for image in range(2):
         pixels, _ = project_points(K[image], R[image], T[image], D[image], vertices)
         u, v = np.round(pixels).astype(int).T

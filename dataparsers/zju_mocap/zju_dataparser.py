@@ -13,8 +13,8 @@ What the outputs hold:
   ``times`` [N,1] (frame id normalised to [0,1] over the table frames) and
   ``metadata["frame_idx"]`` [N,1] (the row of the image's frame in the per-frame tables) and
   ``metadata["camera_idx"]`` [N,1] (index into annots.npy's cameras).
-* ``metadata["body"]``: per-frame body state, computed once here from the body model.
-  Its rows are the *table frames*: the sorted union of the frames of every split the preset defines
+* ``metadata["body_frames"]``: the per-frame body state (:class:`~hfavatar_ns.body.body_frames.BodyFrames`),
+  posed once here with the body model. Its rows are the *table frames*: the sorted union of the frames of every split the preset defines
   (train, novel view and novel pose), so a ``frame_idx`` means the same frame in every split.
 * ``metadata["body_model_name"]``: "smpl" or "free".
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple, Type
+from typing import List, Literal, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
@@ -46,9 +46,10 @@ from dataparsers.zju_mocap.capture import (
 )
 from dataparsers.zju_mocap.image_cache import resized_size, write_mask, write_resized_image
 from dataparsers.zju_mocap.splits import Preset, SplitOverrides, TestSplit, select_split, table_frames
+from hfavatar_ns.body.body_frames import BodyFrames
+from hfavatar_ns.body.posing import BodyModelSpec
 from hfavatar_ns.errors import InputError, install_excepthook
 
-POSE_BATCH = 64
 VERTEX_MISMATCH_WARN_M = 0.02
 
 
@@ -154,10 +155,9 @@ class ZJUMocapDataParser(DataParser):
         cameras = make_cameras(capture, [f for f, _ in images], [c for _, c in images], image_sizes=sizes)
 
         kind, gender = self._body_model_choice(root)
-        body = compute_body_tables(capture, kind, config.body_model_dir, gender)
-        vertices = body["posed_vertices"].reshape(-1, 3)
-        margin = float(config.scene_margin)
-        aabb = torch.stack([vertices.min(0).values - margin, vertices.max(0).values + margin])
+        training_frames = select_split(config.split_preset, "train", root, num_cameras, num_frames, overrides).frames
+        body = capture_body_frames(capture, kind, config.body_model_dir, gender, training_frames)
+        aabb = body.posed_bounds(margin=float(config.scene_margin))
         return DataparserOutputs(
             image_filenames=image_filenames,
             cameras=cameras,
@@ -166,7 +166,7 @@ class ZJUMocapDataParser(DataParser):
             mask_filenames=mask_filenames,
             dataparser_scale=1.0,
             dataparser_transform=torch.eye(4)[:3, :],
-            metadata={"body": body, "body_model_name": kind},
+            metadata={"body_frames": body, "body_model_name": kind},
         )
 
     # ------------------------------------------------------------------------------------------
@@ -224,19 +224,18 @@ class ZJUMocapDataParser(DataParser):
         return out
 
 
-def compute_body_tables(
-    capture: ZJUCapture, kind: str, body_model_dir: Optional[Path], gender: str
-) -> Dict[str, torch.Tensor]:
-    """Per-frame body state of every frame of ``capture``, posed once with the body model.
+def capture_body_frames(
+    capture: ZJUCapture,
+    kind: str,
+    body_model_dir: Optional[Path],
+    gender: str,
+    training_frame_ids: Optional[Sequence[int]] = None,
+) -> BodyFrames:
+    """The per-frame body state of every frame of ``capture``, posed once with the body model.
 
-    Returns tensors: ``bone_transforms`` [F,24,4,4] (canonical -> world, ``Rh``/``Th`` included),
-    ``posed_vertices`` [F,V,3] (world, metres), ``canonical_vertices`` [V,3] and ``canonical_joints`` [24,3] (rest pose of the capture's
-    shape), ``faces`` [F_,3], ``skinning_weights`` [V,24], ``poses`` [F,72], ``shapes`` [F,10], ``Rh`` [F,3],
-    ``Th`` [F,3] and ``frame_indices`` [F] (0-based frame ids of the rows).
+    Warns when the shape changes between frames (the body takes the first frame's) and when the posed
+    body strays from fitted vertices stored beside the parameters (a wrong ``--params`` or gender).
     """
-    from hfavatar_ns.body.factory import make_body_model
-
-    model = make_body_model(kind, body_model_dir, gender)
     params = {key: torch.as_tensor(value, dtype=torch.float32) for key, value in capture.params.items()}
     shapes = params["shapes"]
     if (shapes - shapes[:1]).abs().max() > 1e-5:
@@ -244,15 +243,11 @@ def compute_body_tables(
             f"The shape parameters in {capture.params_dir} change between frames; the canonical body uses "
             f"frame {capture.frame_indices[0]}'s shape."
         )
-    bone_transforms, vertices = [], []
-    with torch.no_grad():
-        for start in range(0, len(shapes), POSE_BATCH):
-            batch = slice(start, start + POSE_BATCH)
-            posed = model.pose(params["poses"][batch], shapes[batch], params["Rh"][batch], params["Th"][batch])
-            bone_transforms.append(posed.bone_transforms)
-            vertices.append(posed.vertices)
-        canonical = model.canonical(shapes[0])
-    posed_vertices = torch.cat(vertices).float()
+    body = BodyFrames.from_parameters(
+        BodyModelSpec(kind, gender, None if body_model_dir is None else Path(body_model_dir)),
+        capture.frame_indices, params["poses"], shapes, params["Rh"], params["Th"], training_frame_ids,
+    )  # fmt: skip
+    posed_vertices = body.given_vertices
     if capture.vertices is not None and capture.vertices.shape[1:] == posed_vertices.shape[1:]:
         error = float(np.abs(capture.vertices - posed_vertices.numpy()).max())
         if error > VERTEX_MISMATCH_WARN_M:
@@ -260,19 +255,7 @@ def compute_body_tables(
                 f"The {kind} body posed from {capture.params_dir} is up to {error * 100:.1f} cm away from the fitted "
                 f"vertices next to it; check --params (new_params pairs with new_vertices) and --gender."
             )
-    return {
-        "bone_transforms": torch.cat(bone_transforms).float(),
-        "posed_vertices": posed_vertices,
-        "canonical_vertices": canonical.vertices.float(),
-        "canonical_joints": canonical.joints.float(),
-        "faces": canonical.faces.long(),
-        "skinning_weights": canonical.skinning_weights.float(),
-        "poses": params["poses"],
-        "shapes": shapes,
-        "Rh": params["Rh"],
-        "Th": params["Th"],
-        "frame_indices": torch.as_tensor(capture.frame_indices, dtype=torch.long),
-    }
+    return body
 
 
 install_excepthook()  # ns-* commands print our input errors as messages, not tracebacks

@@ -12,33 +12,36 @@ from the inverse LBS with observation-space weights (the posed body's nearest-ve
 canonical skinning field. Near the body the weights vary slowly compared with the bone motion, ``Phi``
 is a contraction there and a few steps (three in the reference) suffice.
 
-:class:`BackwardDeformation` wires the weight grids, the canonical skinning field, the non-rigid
-offset and (optionally) per-frame pose refinement into one module.
+:class:`BackwardDeformation` wires the weight grids, the canonical skinning field and the non-rigid
+offset into one module, reading each frame's (possibly refined) body from ``BodyFrames``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Type, Union
+from typing import Callable, Dict, List, Literal, Optional, Tuple, Type, Union
 
 import torch
 from jaxtyping import Float, Int
 from nerfstudio.configs.base_config import InstantiateConfig
 from torch import Tensor, nn
 
-from hfavatar_ns.body.base import CanonicalBody
-from hfavatar_ns.body.skinning import SMPL_PARENTS, forward_kinematics, global_transform, pose_to_local_rotations
+from hfavatar_ns.body.body_frames import BodyFrames
 from hfavatar_ns.deformation.non_rigid import NonRigidOffset, NonRigidOffsetConfig
 from hfavatar_ns.deformation.skinning_field import CanonicalSkinningField, CanonicalSkinningFieldConfig
 from hfavatar_ns.deformation.weight_grid import PerFrameWeightGrids
-from hfavatar_ns.errors import InputError
 
 
 def per_point_bone_transforms(
-    bone_transforms: Union[Float[Tensor, "N J 4 4"], Float[Tensor, "F J 4 4"]],
+    bone_transforms: Union[Float[Tensor, "N J 4 4"], Float[Tensor, "F J 4 4"], Float[Tensor, "N J 12"]],
     frame_indices: Optional[Int[Tensor, "N"]] = None,
 ) -> Float[Tensor, "N J 12"]:
-    """The top three rows of each point's bone transforms, flattened (gathered by frame if indexed)."""
+    """The top three rows of each point's bone transforms, flattened (gathered by frame if indexed).
+
+    Rows already in that form (``[N, J, 12]``, no ``frame_indices``) are returned as they are.
+    """
+    if bone_transforms.shape[-1] == 12 and frame_indices is None:
+        return bone_transforms
     rows = bone_transforms[..., :3, :].flatten(-2)
     return rows if frame_indices is None else rows[frame_indices]
 
@@ -66,7 +69,7 @@ def solve_blended_affine(blended: Float[Tensor, "N 3 4"], points: Float[Tensor, 
 
 def iterative_backward_deformation(
     points_obs: Float[Tensor, "N 3"],
-    bone_transforms: Union[Float[Tensor, "N J 4 4"], Float[Tensor, "F J 4 4"]],
+    bone_transforms: Union[Float[Tensor, "N J 4 4"], Float[Tensor, "F J 4 4"], Float[Tensor, "N J 12"]],
     initial_weights: Float[Tensor, "N J"],
     canonical_weight_fn: Callable[[Tensor], Tensor],
     num_iterations: int = 3,
@@ -87,8 +90,8 @@ def iterative_backward_deformation(
 
     Args:
         points_obs: observation-space points.
-        bone_transforms: canonical -> observation transform of each bone, per point (``[N, J, 4, 4]``)
-            or per frame (``[F, J, 4, 4]``, with ``frame_indices``).
+        bone_transforms: canonical -> observation transform of each bone, per point (``[N, J, 4, 4]``,
+            or its top rows ``[N, J, 12]``) or per frame (``[F, J, 4, 4]``, with ``frame_indices``).
         initial_weights: skinning weights for step 0 (rows sum to 1).
         canonical_weight_fn: skinning weights of canonical points, ``[N, 3] -> [N, J]``.
         num_iterations: total number of inverse-LBS solves, at least 1.
@@ -139,185 +142,99 @@ class BackwardDeformationConfig(InstantiateConfig):
     non_rigid: NonRigidOffsetConfig = field(default_factory=NonRigidOffsetConfig)
     """The pose-conditioned non-rigid offset (kick-in and coarse-to-fine schedule included)."""
     pose_refinement: bool = False
-    """Learn a per-frame correction of the body pose (axis-angle, all 24 joints)."""
-    pose_refinement_kick_in_step: int = 20_000
-    """Step from which the pose correction is applied (and learned)."""
+    """Learn per-frame corrections of the body fits (every joint's rotation, ``Rh`` and ``Th``), for captures
+    whose fits have errors. The corrected body is what sampling, weight grids and skinning use."""
+    pose_refinement_kick_in_step: int = 0
+    """Step from which the corrections are applied (and learned)."""
 
 
 class BackwardDeformation(nn.Module):
     """Observation -> canonical deformation of samples: skinning iterations, then a non-rigid offset.
 
-    Construct it, then call :meth:`setup_body` once with the body of the capture (the canonical body
-    and every frame's posed body) before the first forward, before building optimisers and before
-    loading a checkpoint; ``BackwardDeformationConfig.setup(canonical=..., ...)`` does both.
+    Reads the body from a :class:`~hfavatar_ns.body.body_frames.BodyFrames` (the model owns it; this
+    keeps a reference, never a copy): the canonical body for the skinning field, each frame's bone
+    transforms and pose, and each frame's posed body for the observation-space weight grids.
 
     Args:
         config: the deformation's configuration.
-        **body: optional arguments of :meth:`setup_body`.
+        body: the per-frame body state. With ``pose_refinement`` its corrections are enabled here.
     """
 
     skinning_field: CanonicalSkinningField
     observation_grids: PerFrameWeightGrids
 
-    def __init__(self, config: BackwardDeformationConfig, **body) -> None:
+    def __init__(self, config: BackwardDeformationConfig, body: BodyFrames) -> None:
         super().__init__()
         self.config = config
         self.non_rigid: NonRigidOffset = config.non_rigid.setup()
         self._step = 0
-        self._has_body = False
-        if body:
-            self.setup_body(**body)
-
-    def setup_body(
-        self,
-        canonical: CanonicalBody,
-        posed_vertices: Float[Tensor, "F V 3"],
-        bone_transforms: Float[Tensor, "F 24 4 4"],
-        poses: Float[Tensor, "F 72"],
-        global_rotation: Optional[Float[Tensor, "F 3"]] = None,
-        global_translation: Optional[Float[Tensor, "F 3"]] = None,
-        parents: Sequence[int] = SMPL_PARENTS,
-    ) -> None:
-        """Attach the body of the capture: builds the canonical skinning field and the frame tables.
-
-        Args:
-            canonical: the rest body (vertices, joints, skinning weights).
-            posed_vertices: every frame's posed body, observation space (observation weight grids).
-            bone_transforms: every frame's canonical -> observation bone transforms.
-            poses: every frame's 72-d SMPL pose (``poses[:, 3:]`` conditions the non-rigid offset).
-            global_rotation: every frame's ``Rh`` (needed only by pose refinement; zero if ``None``).
-            global_translation: every frame's ``Th`` (likewise).
-            parents: the kinematic tree (pose refinement re-runs forward kinematics).
-        """
-        cfg = self.config
-        num_frames = posed_vertices.shape[0]
-        if bone_transforms.shape[0] != num_frames or poses.shape[0] != num_frames:
-            raise InputError(
-                f"The body tables disagree on the number of frames: {num_frames} posed bodies, "
-                f"{bone_transforms.shape[0]} sets of bone transforms, {poses.shape[0]} poses. "
-                "Pass one row per training frame to BackwardDeformation.setup_body."
-            )
-        device = posed_vertices.device
+        object.__setattr__(self, "body", body)  # read, not owned: never a submodule
+        canonical = body.canonical_body()
         self.skinning_field = CanonicalSkinningField(
             CanonicalSkinningFieldConfig(
-                grid_resolution=cfg.canonical_grid_resolution,
-                residual_resolution=cfg.residual_grid_resolution,
-                margin=cfg.canonical_grid_margin,
-                knn=cfg.knn,
+                grid_resolution=config.canonical_grid_resolution,
+                residual_resolution=config.residual_grid_resolution,
+                margin=config.canonical_grid_margin,
+                knn=config.knn,
             ),
             canonical,
-        ).to(device)
+        ).to(canonical.vertices.device)
         self.observation_grids = PerFrameWeightGrids(
-            posed_vertices,
+            body,
             canonical.skinning_weights,
-            resolution=cfg.obs_grid_resolution,
-            margin=cfg.obs_grid_margin,
-            k=cfg.knn,
-            dtype=getattr(torch, cfg.obs_grid_dtype),
+            resolution=config.obs_grid_resolution,
+            margin=config.obs_grid_margin,
+            k=config.knn,
+            dtype=getattr(torch, config.obs_grid_dtype),
         )
-        # Per-frame tables come from the dataparser: rebuilt on construction, never checkpointed.
-        self.register_buffer("frame_bone_transforms", bone_transforms.detach().float(), persistent=False)
-        self.register_buffer("poses", poses.detach().float().reshape(num_frames, -1), persistent=False)
-        zeros = torch.zeros(num_frames, 3, device=device)
-        rh = zeros if global_rotation is None else global_rotation.detach().float().reshape(num_frames, 3)
-        th = zeros if global_translation is None else global_translation.detach().float().reshape(num_frames, 3)
-        self.register_buffer("global_rotation", rh, persistent=False)
-        self.register_buffer("global_translation", th, persistent=False)
-        self.register_buffer("rest_joints", canonical.joints.detach().float(), persistent=False)
-        self.parents = tuple(parents)
-        if cfg.pose_refinement:
-            self.pose_deltas = nn.Parameter(torch.zeros(num_frames, len(self.parents), 3, device=device))
-            self._check_kinematics()
-        self._has_body = True
-
-    def _check_kinematics(self) -> None:
-        """Pose refinement re-runs forward kinematics: it must reproduce the given bone transforms."""
-        recomputed = self._kinematic_bone_transforms(self.poses, self.global_rotation, self.global_translation)
-        error = (recomputed - self.frame_bone_transforms).abs().max().item()
-        if error > 1e-3:
-            raise InputError(
-                "Pose refinement cannot reproduce the given bone transforms from the poses, Rh/Th and the "
-                f"canonical joints (max deviation {error:.2g}). Pass the frames' global_rotation (Rh) and "
-                "global_translation (Th) and the canonical body of the same shape to setup_body, or turn "
-                "pose_refinement off."
-            )
-
-    def _kinematic_bone_transforms(self, poses: Tensor, rh: Tensor, th: Tensor) -> Float[Tensor, "B J 4 4"]:
-        joints = self.rest_joints.expand(poses.shape[0], -1, -1)
-        transforms, _ = forward_kinematics(pose_to_local_rotations(poses), joints, self.parents)
-        return global_transform(rh, th)[:, None] @ transforms
+        if config.pose_refinement:
+            body.enable_refinement()
+        self.set_progress(0)
 
     @property
     def pose_refinement_active(self) -> bool:
-        """Whether per-frame pose corrections are applied at the current step."""
+        """Whether per-frame corrections are applied at the current step."""
         return self.config.pose_refinement and self._step >= self.config.pose_refinement_kick_in_step
 
     def set_progress(self, step: int) -> None:
         """Tell the deformation the training step (non-rigid and pose-refinement schedules)."""
         self._step = int(step)
         self.non_rigid.set_progress(step)
+        self.body.apply_corrections = self.pose_refinement_active
 
     def param_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Learnable parameters by role, for the model's optimiser groups."""
-        self._require_body()
-        groups = {
+        return {
             "skinning": list(self.skinning_field.parameters()),
             "non_rigid": list(self.non_rigid.parameters()),
         }
-        if self.config.pose_refinement:
-            groups["pose_refinement"] = [self.pose_deltas]
-        return groups
-
-    def _require_body(self) -> None:
-        if not self._has_body:
-            raise RuntimeError("BackwardDeformation.setup_body must be called before using the deformation.")
-
-    def frame_poses(self, frame_indices: Int[Tensor, "N"]) -> Float[Tensor, "N 72"]:
-        """The (refined, when active) body pose of each point's frame."""
-        poses = self.poses[frame_indices]
-        if self.pose_refinement_active:
-            poses = poses + self.pose_deltas[frame_indices].flatten(-2)
-        return poses
-
-    def bone_transform_table(
-        self, frame_indices: Int[Tensor, "N"]
-    ) -> Tuple[Float[Tensor, "F 24 4 4"], Int[Tensor, "N"]]:
-        """Bone transforms for a batch: a table and each point's row in it.
-
-        Without active pose refinement: the stored per-frame table and the frame indices. With it:
-        forward kinematics of the refined poses of the frames present in the batch only.
-        """
-        if not self.pose_refinement_active:
-            return self.frame_bone_transforms, frame_indices
-        frames, rows = torch.unique(frame_indices, return_inverse=True)
-        poses = self.poses[frames] + self.pose_deltas[frames].flatten(-2)
-        table = self._kinematic_bone_transforms(poses, self.global_rotation[frames], self.global_translation[frames])
-        return table, rows
 
     def forward(
         self, points_obs: Float[Tensor, "N 3"], frame_indices: Int[Tensor, "N"]
     ) -> Tuple[Float[Tensor, "N 3"], Dict[str, Tensor]]:
-        """Canonical positions of observation-space samples, each in its own frame.
+        """Canonical positions of observation-space samples, each in its own frame (row).
 
         Returns:
             points_canonical: skinned-back points plus the non-rigid offset.
             aux: ``skinning_weights`` [N, 24] (of the last iteration), ``points_skinned`` [N, 3] (before
                 the non-rigid offset), ``non_rigid_offset`` [N, 3], ``body_distance`` [N] (distance of the
-                observation point to the frame's posed body, from the precomputed grid).
+                observation point to the frame's posed body, from the precomputed grid),
+                ``bone_transforms`` [N, 24, 12] (each point's canonical -> observation bone transforms).
         """
-        self._require_body()
         frame_indices = frame_indices.reshape(-1).long()
         initial_weights, body_distance = self.observation_grids.query_with_distance(points_obs, frame_indices)
-        table, rows = self.bone_transform_table(frame_indices)
+        table, rows = self.body.bone_transform_table(frame_indices)
+        point_transforms = per_point_bone_transforms(table, rows)
         points_skinned, weights = iterative_backward_deformation(
-            points_obs, table, initial_weights, self.skinning_field, self.config.num_iterations, rows
+            points_obs, point_transforms, initial_weights, self.skinning_field, self.config.num_iterations
         )
-        offset = self.non_rigid(points_skinned, self.frame_poses(frame_indices)[:, 3:])
+        offset = self.non_rigid(points_skinned, self.body.frame_poses(frame_indices)[:, 3:])
         aux = {
             "skinning_weights": weights,
             "points_skinned": points_skinned,
             "non_rigid_offset": offset,
             "body_distance": body_distance,
+            "bone_transforms": point_transforms,
         }
         return points_skinned + offset, aux
 
@@ -332,16 +249,35 @@ class BackwardDeformation(nn.Module):
         Undoes the non-rigid offset by fixed-point iteration (``x_s = x_c - offset(x_s)``), then skins
         forward with the canonical skinning field: ``x_o = sum_j w_j(x_s) G_j x_s``.
         """
-        self._require_body()
         if isinstance(frame_index, int):
             frame_indices = torch.full((points_canonical.shape[0],), frame_index, device=points_canonical.device)
         else:
             frame_indices = frame_index.reshape(-1).long()
-        pose = self.frame_poses(frame_indices)[:, 3:]
+        pose = self.body.frame_poses(frame_indices)[:, 3:]
         points_skinned = points_canonical
         if self.non_rigid.active:
             for _ in range(num_offset_iterations):
                 points_skinned = points_canonical - self.non_rigid(points_skinned, pose)
-        table, rows = self.bone_transform_table(frame_indices)
+        table, rows = self.body.bone_transform_table(frame_indices)
         blended = blend_point_transforms(self.skinning_field(points_skinned), per_point_bone_transforms(table, rows))
         return (blended[..., :3] @ points_skinned[..., None])[..., 0] + blended[..., 3]
+
+
+def reject_inconsistent_mapping(
+    sdf: Float[Tensor, "N 1"], prior_sdf: Float[Tensor, "N 1"], body_distance: Float[Tensor, "N"], tolerance: float
+) -> Float[Tensor, "N 1"]:
+    """Empty space where inverse skinning sent a point much closer to the body than it is.
+
+    Backward skinning has spurious solutions: a point beside a shoulder, given arm weights by its
+    nearest vertices, lands inside the canonical arm and would render a phantom "wing". Skinning is
+    close to an isometry near the body, so a point's distance to the posed body (``body_distance``)
+    and its canonical point's distance to the canonical body (``|prior_sdf|``) should agree. Where
+    the posed distance exceeds the canonical one by more than ``tolerance`` (metres), the SDF is blended
+    (over one more tolerance) towards the posed distance: outside, as the point really is. 0: off.
+    """
+    if tolerance <= 0:
+        return sdf
+    distance = body_distance.detach()[:, None]
+    excess = distance - prior_sdf.detach().abs() - tolerance
+    blend = (excess / tolerance).clamp(0.0, 1.0)
+    return (1.0 - blend) * sdf + blend * distance

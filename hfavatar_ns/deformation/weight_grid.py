@@ -22,6 +22,7 @@ from jaxtyping import Float, Int
 from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
+from hfavatar_ns.body.body_frames import PosedBodies, StaticPosedBodies
 from hfavatar_ns.geometry.trilinear import grid_index_extent, trilinear_rows, trilinear_sample
 
 Resolution = Union[int, Tuple[int, int, int]]
@@ -218,6 +219,10 @@ class PerFrameWeightGrids(nn.Module):
     nearest vertex, from one neighbour query per node (:func:`nearest_vertices`: a KD-tree on the CPU, a
     dense query on a GPU); a lookup is a trilinear gather.
 
+    The posed bodies are read from a :class:`~hfavatar_ns.body.body_frames.PosedBodies` (the model's
+    ``BodyFrames``, not a copy); a frame's grid is rebuilt when its body's revision goes up (pose
+    refinement moved it), and the table grows when frames are appended.
+
     Caching choice: all frames are kept (no eviction) because training draws frames at random, so any
     bounded cache would keep rebuilding. The grids live in one channels-last table of ``dtype``
     (float16 by default: ``24 * 32^3 * 2`` bytes = 1.5 MiB a frame, about 470 MiB for 300 frames),
@@ -225,7 +230,7 @@ class PerFrameWeightGrids(nn.Module):
     a checkpoint, never saved into one).
 
     Args:
-        posed_vertices: the posed body of every frame, observation space.
+        bodies: the posed body of every frame (a ``PosedBodies``, or fixed vertices ``[F, V, 3]``).
         vertex_weights: the body's skinning weights.
         resolution: grid nodes along each axis.
         margin: metres added around each frame's bounding box.
@@ -235,7 +240,7 @@ class PerFrameWeightGrids(nn.Module):
 
     def __init__(
         self,
-        posed_vertices: Float[Tensor, "F V 3"],
+        bodies: PosedBodies | Float[Tensor, "F V 3"],
         vertex_weights: Float[Tensor, "V J"],
         resolution: int = 32,
         margin: float = 0.1,
@@ -243,24 +248,31 @@ class PerFrameWeightGrids(nn.Module):
         dtype: torch.dtype = torch.float16,
     ) -> None:
         super().__init__()
+        if isinstance(bodies, Tensor):
+            bodies = StaticPosedBodies(bodies, torch.zeros(0, 3, dtype=torch.long))
+        object.__setattr__(self, "bodies", bodies)  # read, not owned: never a submodule
         self.resolution = _resolution3(resolution)
+        self.margin = float(margin)
         self.k = k
         self.storage_dtype = dtype
-        self.num_frames = posed_vertices.shape[0]
         self.num_channels = vertex_weights.shape[-1] + 1  # the skinning weights, then the distance to the body
-        self.register_buffer("posed_vertices", posed_vertices.detach().float(), persistent=False)
         self.register_buffer("vertex_weights", vertex_weights.detach().float(), persistent=False)
-        bounds_min = self.posed_vertices.amin(dim=1) - margin
-        bounds_max = self.posed_vertices.amax(dim=1) + margin
-        self.register_buffer("bounds_min", bounds_min, persistent=False)
-        self.register_buffer("bounds_max", bounds_max, persistent=False)
+        self.register_buffer("bounds_min", torch.zeros(0, 3), persistent=False)
+        self.register_buffer("bounds_max", torch.zeros(0, 3), persistent=False)
         self.register_buffer("table", None, persistent=False)
-        self._built = np.zeros(self.num_frames, dtype=bool)
+        self._built_revision = np.zeros(0, dtype=np.int64)
+
+    @property
+    def num_frames(self) -> int:
+        return self.bodies.num_frames
 
     @property
     def num_built(self) -> int:
-        """How many frames' grids exist so far."""
-        return int(self._built.sum())
+        """How many frames' grids exist and are current."""
+        return len(self._current(range(len(self._built_revision))))
+
+    def _current(self, frames) -> list:
+        return [f for f in frames if f < len(self._built_revision) and self._built_revision[f] == self.bodies.revision(f)]
 
     def _apply(self, fn, recurse=True):  # device / dtype moves must not cast the float16 table
         table, self.table = self.table, None
@@ -270,23 +282,37 @@ class PerFrameWeightGrids(nn.Module):
             self.table = moved.to(self.storage_dtype) if moved.is_floating_point() else moved
         return out
 
-    def build(self, frames: Int[Tensor, "M"] | list | None = None) -> None:
-        """Build (if missing) the grids of the given frames, all frames when ``None``."""
-        frame_list = range(self.num_frames) if frames is None else torch.as_tensor(frames).reshape(-1).tolist()
-        missing = [f for f in frame_list if not self._built[f]]
-        if not missing:
+    def _grow(self) -> None:
+        """Room for every frame the bodies have (frames may have been appended)."""
+        count, have = self.num_frames, len(self._built_revision)
+        if self.table is not None and have >= count:
             return
-        if self.table is None:
-            shape = (self.num_frames, *self.resolution, self.num_channels)
-            self.table = torch.zeros(shape, dtype=self.storage_dtype, device=self.posed_vertices.device)
+        device = self.vertex_weights.device
+        shape = (count - have, *self.resolution, self.num_channels)
+        extra = torch.zeros(shape, dtype=self.storage_dtype, device=device)
+        self.table = extra if self.table is None else torch.cat([self.table, extra])
+        self.bounds_min = torch.cat([self.bounds_min, torch.zeros(count - have, 3, device=device)])
+        self.bounds_max = torch.cat([self.bounds_max, torch.zeros(count - have, 3, device=device)])
+        self._built_revision = np.concatenate([self._built_revision, np.full(count - have, -1, dtype=np.int64)])
+
+    def build(self, frames: Int[Tensor, "M"] | list | None = None) -> None:
+        """Build (if missing or out of date) the grids of the given frames, all frames when ``None``."""
+        frame_list = range(self.num_frames) if frames is None else torch.as_tensor(frames).reshape(-1).tolist()
+        self._grow()
+        current = set(self._current(frame_list))
+        missing = [f for f in frame_list if f not in current]
+        device = self.vertex_weights.device
         for frame in missing:
+            vertices = self.bodies.posed_vertices(frame).detach().float().to(device)
+            self.bounds_min[frame] = vertices.amin(dim=0) - self.margin
+            self.bounds_max[frame] = vertices.amax(dim=0) + self.margin
             nodes = grid_node_positions(self.bounds_min[frame], self.bounds_max[frame], self.resolution)
             # one neighbour query gives both the weights and the distance to the body (its nearest vertex)
-            distances, indices = nearest_vertices(nodes.reshape(-1, 3), self.posed_vertices[frame], self.k)
+            distances, indices = nearest_vertices(nodes.reshape(-1, 3), vertices, self.k)
             weights = blend_neighbour_weights(distances, indices, self.vertex_weights)
             values = torch.cat([weights, distances[:, :1].double()], dim=-1).reshape(*nodes.shape[:3], -1)
             self.table[frame] = values.to(self.storage_dtype)
-            self._built[frame] = True
+            self._built_revision[frame] = self.bodies.revision(frame)
 
     def grid(self, frame: int) -> WeightGrid:
         """One frame's grid in the :class:`WeightGrid` layout (built if missing)."""
@@ -303,7 +329,7 @@ class PerFrameWeightGrids(nn.Module):
     ) -> Tuple[Float[Tensor, "N J"], Float[Tensor, "N"]]:
         """Skinning weights and the distance to the frame's posed body (nearest vertex, metres; outside
         the grid's box: the value at the box plus the distance to the box)."""
-        if not self._built.all():
+        if self.num_built != self.num_frames:  # reads the frames back from the device only then
             self.build(torch.unique(frame_indices).cpu())
         values = sample_stacked_grids(self.table, self.bounds_min, self.bounds_max, points, frame_indices)
         low, high = self.bounds_min[frame_indices], self.bounds_max[frame_indices]

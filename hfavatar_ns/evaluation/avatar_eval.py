@@ -12,8 +12,9 @@ import numpy as np
 import torch
 import trimesh
 
+from hfavatar_ns.evaluation.image_metrics import psnr
 from hfavatar_ns.evaluation.mesh_metrics import mesh_metrics
-from hfavatar_ns.geometry.mesh_extraction import evaluate_sdf_grid, marching_cubes_mesh
+from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
 
 
 @contextmanager
@@ -25,11 +26,6 @@ def body_prior_only(model) -> Iterator[None]:
         yield
     finally:
         model.field.use_residual = previous
-
-
-def psnr(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    mse = torch.mean((predicted.clamp(0, 1) - target) ** 2).clamp(min=1e-10)
-    return float(-10.0 * torch.log10(mse))
 
 
 def silhouette_iou(accumulation: torch.Tensor, mask: torch.Tensor) -> float:
@@ -51,7 +47,7 @@ def render_dataset_metrics(model, dataset, max_images: Optional[int] = None) -> 
         batch = dataset[index]
         outputs = model.get_outputs_for_camera(camera)
         target, mask = model.target_rgb(batch, outputs["rgb"].device)
-        values["psnr"].append(psnr(outputs["rgb"], target))
+        values["psnr"].append(float(psnr(outputs["rgb"], target)))
         values["silhouette_iou"].append(silhouette_iou(outputs["accumulation"], mask))
     model.train(was_training)
     return values
@@ -65,20 +61,14 @@ def render_dataset_psnr(model, dataset, max_images: Optional[int] = None) -> Lis
 @torch.no_grad()
 def posed_mesh(model, frame_row: int, resolution: int = 128, progress: bool = False) -> trimesh.Trimesh:
     """The avatar at one frame (row of the per-frame tables), in world coordinates (metres)."""
-    bounds = model.posed_bounds(frame_row).cpu()
-    values = evaluate_sdf_grid(
-        lambda points: model.posed_sdf(points, frame_row), bounds[0], bounds[1], resolution,
-        device=model.device, progress=progress,
-    )  # fmt: skip
-    vertices, faces = marching_cubes_mesh(values, bounds[0], bounds[1])
-    return trimesh.Trimesh(vertices, faces, process=False)
+    sdf_fn = lambda points: model.posed_sdf(points, frame_row)  # noqa: E731
+    return sdf_mesh(sdf_fn, model.posed_bounds(frame_row), resolution, device=model.device, progress=progress)
 
 
 def body_mesh(model, frame_row: int) -> trimesh.Trimesh:
     """The posed body model of one frame (the prior the avatar starts from)."""
-    return trimesh.Trimesh(
-        model.posed_vertices[frame_row].cpu().numpy(), model.body_faces.cpu().numpy(), process=False
-    )
+    body = model.body
+    return trimesh.Trimesh(body.posed_vertices(frame_row).cpu().numpy(), body.faces.cpu().numpy(), process=False)
 
 
 def ground_truth_mesh(capture_root: Path, frame_id: int) -> trimesh.Trimesh:
@@ -98,7 +88,7 @@ def compare_posed_geometry(
     """Mesh metrics of the avatar and of the body prior against ground truth, averaged over frames."""
     avatar, prior = [], []
     for row in frame_rows:
-        frame_id = int(model.frame_ids[row])
+        frame_id = model.body.frame_id(row)
         truth = ground_truth_mesh(capture_root, frame_id)
         avatar.append(mesh_metrics(posed_mesh(model, row, resolution), truth, samples).as_dict())
         prior.append(mesh_metrics(body_mesh(model, row), truth, samples).as_dict())

@@ -42,10 +42,10 @@ def crop_to_mask(image: Float[Tensor, "H W C"], mask: Float[Tensor, "H W *c"]) -
     return image[top:bottom, left:right]
 
 
-def psnr(predicted: Float[Tensor, "*bs C"], target: Float[Tensor, "*bs C"]) -> float:
-    """Peak signal-to-noise ratio for values in [0, 1]."""
+def psnr(predicted: Float[Tensor, "*bs C"], target: Float[Tensor, "*bs C"]) -> Float[Tensor, ""]:
+    """Peak signal-to-noise ratio for values in [0, 1] (a tensor: training logs it without a device sync)."""
     mse = torch.mean((predicted.clamp(0, 1) - target) ** 2).clamp(min=1e-10)
-    return float(-10.0 * torch.log10(mse))
+    return -10.0 * torch.log10(mse)
 
 
 def ssim(predicted: Float[Tensor, "H W C"], target: Float[Tensor, "H W C"]) -> float:
@@ -114,9 +114,9 @@ def avatar_image_metrics(
     predicted = predicted.clamp(0, 1)
     crop_predicted, crop_target = crop_to_mask(predicted, mask), crop_to_mask(target, mask)
     metrics = {
-        "psnr": psnr(predicted, target),
+        "psnr": float(psnr(predicted, target)),
         "ssim": ssim(predicted, target),
-        "psnr_bbox": psnr(crop_predicted, crop_target),
+        "psnr_bbox": float(psnr(crop_predicted, crop_target)),
         "ssim_bbox": ssim(crop_predicted, crop_target),
     }
     if lpips is not None:

@@ -8,7 +8,7 @@ training the zero level set is exactly the canonical body.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Literal, Optional, Tuple, Type
+from typing import Dict, Literal, NamedTuple, Optional, Tuple, Type
 
 import torch
 from jaxtyping import Float
@@ -42,8 +42,7 @@ class AvatarFieldConfig(InstantiateConfig):
     """Width of the pose conditioning of the colour head (a linear map of the 69-d body pose)."""
     color_grid_features: bool = False
     """Also feed the hash grid's own features to the colour head, not only the geometry MLP's (which also
-    have to keep the SDF smooth). Both presets turn it on: without it, thin colour stripes came out pale.
-    Off here so that runs saved before it existed load as they were trained."""
+    have to keep the SDF smooth); thin colour stripes need it. Both presets turn it on."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
     residual_scale: float = 0.25
@@ -57,6 +56,17 @@ class AvatarFieldConfig(InstantiateConfig):
     init_inv_s: float = 64.0
     """Initial NeuS sharpness (inverse standard deviation of the logistic density): the body prior is
     already a good surface, so start sharp (std ~1.6 cm) rather than from NeuS's blurry sphere."""
+
+
+class FieldGeometry(NamedTuple):
+    """What the field gives at canonical points for rendering."""
+
+    sdf: Float[Tensor, "N 1"]
+    features: Float[Tensor, "N C"]
+    gradient: Float[Tensor, "N 3"]
+    """d sdf / d points."""
+    prior_sdf: Float[Tensor, "N 1"]
+    """The body prior's share of ``sdf`` (``sdf - prior_sdf`` is the learned residual)."""
 
 
 def coarse_to_fine_level_weights(num_levels: int, initial_levels: int, ramp_steps: int, step: int) -> Tensor:
@@ -133,10 +143,8 @@ class AvatarField(nn.Module):
         """Canonical points to the hash grid's unit cube (clamped: the grid is only defined inside)."""
         return ((points - self.bounds[0]) / (self.bounds[1] - self.bounds[0])).clamp(0.0, 1.0)
 
-    def forward_geonetwork(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
-        """``[sdf, features]`` at canonical points (the contract ``ns-export marching-cubes`` uses); the features
-        are the geometry MLP's, then the hash grid's when ``color_grid_features``: what the colour head reads."""
-        flat = points.reshape(-1, 3)
+    def sdf_parts(self, flat: Float[Tensor, "N 3"]) -> Tuple[Tensor, Tensor, Tensor]:
+        """The body prior's SDF ``[N, 1]``, the full SDF ``[N, 1]`` and the colour head's geometry features."""
         features = self.encoding(self.normalize(flat)).float()
         features = features * self.level_weights.repeat_interleave(self.config.features_per_level)
         hidden = self.geometry_mlp(torch.cat([features, flat], dim=-1))
@@ -144,27 +152,30 @@ class AvatarField(nn.Module):
         residual = self.config.residual_scale * torch.tanh(head[:, :1] / self.config.residual_scale)
         if not self.use_residual:
             residual = torch.zeros_like(residual)
-        sdf = self.prior_sdf(flat)[:, None] + residual
-        columns = [sdf, head[:, 1:], features] if self.config.color_grid_features else [sdf, head[:, 1:]]
-        return torch.cat(columns, dim=-1).reshape(*points.shape[:-1], -1)
+        prior = self.prior_sdf(flat)[:, None]
+        color_features = torch.cat([head[:, 1:], features], dim=-1) if self.config.color_grid_features else head[:, 1:]
+        return prior, prior + residual, color_features
+
+    def forward_geonetwork(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
+        """``[sdf, features]`` at canonical points (the contract ``ns-export marching-cubes`` uses); the features
+        are the geometry MLP's, then the hash grid's when ``color_grid_features``: what the colour head reads."""
+        _, sdf, features = self.sdf_parts(points.reshape(-1, 3))
+        return torch.cat([sdf, features], dim=-1).reshape(*points.shape[:-1], -1)
 
     def get_sdf(self, points: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 1"]:
         return self.forward_geonetwork(points)[..., :1]
 
-    def sdf_and_gradient(
-        self, points: Float[Tensor, "*bs 3"]
-    ) -> Tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs C"], Float[Tensor, "*bs 3"]]:
-        """SDF, geometry features and the SDF's gradient w.r.t. ``points`` (kept in the graph for the
-        eikonal loss). ``points`` may be a non-leaf tensor (the output of the backward deformation)."""
+    def sdf_and_gradient(self, points: Float[Tensor, "N 3"]) -> FieldGeometry:
+        """SDF, geometry features, the SDF's gradient w.r.t. ``points`` (kept in the graph for the eikonal
+        loss) and the body prior's SDF. ``points`` may be a non-leaf tensor (the backward deformation's output)."""
         with torch.enable_grad():
             if not points.requires_grad:
                 points = points.detach().requires_grad_(True)
-            output = self.forward_geonetwork(points)
-            sdf, features = output[..., :1], output[..., 1:]
+            prior, sdf, features = self.sdf_parts(points)
             (gradient,) = torch.autograd.grad(
                 sdf, points, grad_outputs=torch.ones_like(sdf), create_graph=self.training, retain_graph=True
             )
-        return sdf, features, gradient
+        return FieldGeometry(sdf=sdf, features=features, gradient=gradient, prior_sdf=prior)
 
     def get_color(
         self,

@@ -82,3 +82,30 @@ def marching_cubes_mesh(
 def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     a, b, c = (vertices[faces[:, i]] for i in range(3))
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def sdf_mesh(
+    sdf_fn: Callable[[Tensor], Tensor],
+    bounds: Float[Tensor, "2 3"],
+    resolution: int,
+    chunk_size: int = 65536,
+    device: Optional[torch.device] = None,
+    progress: bool = False,
+    keep_largest_component: bool = False,
+):
+    """The zero level set of ``sdf_fn`` inside ``bounds`` as a closed ``trimesh.Trimesh``.
+
+    ``keep_largest_component`` drops floating bits and keeps the piece with the most faces (as the ARAH
+    evaluation does).
+    """
+    import trimesh
+
+    bounds = bounds.detach().cpu()
+    values = evaluate_sdf_grid(sdf_fn, bounds[0], bounds[1], resolution, chunk_size, device=device, progress=progress)
+    vertices, faces = marching_cubes_mesh(values, bounds[0], bounds[1])
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    if keep_largest_component:
+        pieces = mesh.split(only_watertight=False)
+        if len(pieces) > 1:
+            mesh = max(pieces, key=lambda piece: len(piece.faces))
+    return mesh

@@ -220,3 +220,22 @@ def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Te
     offset = torch.where(is_outside[:, None], flat - clamped, torch.ones_like(flat))
     outside_distance = torch.where(is_outside, offset.norm(dim=-1), torch.zeros_like(inside_value))
     return (inside_value + outside_distance).reshape(batch_shape)
+
+
+class PriorSDF(nn.Module):
+    """The canonical body's signed distance, tabulated once on a grid and sampled trilinearly."""
+
+    def __init__(
+        self,
+        vertices: Float[Tensor, "V 3"],
+        faces: Int[Tensor, "F 3"],
+        bounds: Float[Tensor, "2 3"],
+        resolution: int,
+        isotropic: bool = False,
+    ) -> None:
+        super().__init__()
+        nodes = isotropic_resolution(bounds[0], bounds[1], resolution) if isotropic else resolution
+        self.grid = build_sdf_grid(vertices, faces, bounds[0], bounds[1], nodes)
+
+    def forward(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+        return query_sdf_grid(self.grid, points)

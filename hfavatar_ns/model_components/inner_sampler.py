@@ -12,7 +12,7 @@ Here that shell is a per-frame occupancy grid built in torch on the training dev
    (inverse CDF of the piecewise-constant occupancy along the ray).
 
 :func:`sample_inside_occupancy` chains 2 and 3; :class:`InnerSampler` wraps it all for nerfstudio
-(per-frame grids built lazily and cached, mixed-frame batches, ``RaySamples`` out).
+(per-frame grids built lazily and cached until the body changes, mixed-frame batches, ``RaySamples`` out).
 
 Bins and gaps (the choice made for NeuS): a ray may cross the shell more than once (an arm, then the
 torso). Bins are contiguous inside one occupied interval; a bin whose span in occupied length
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from hfavatar_ns.body.body_frames import PosedBodies, StaticPosedBodies
 from hfavatar_ns.geometry.trilinear import grid_index_extent
 
 __all__ = [
@@ -585,14 +586,10 @@ class InnerSamplerConfig:
     num_march_steps: int = 256
     """Even steps of the march through each frame's grid box (resolution of the intervals)."""
     grid_resolution: int = 64
-    """Voxels per side of each frame's occupancy grid."""
+    """Voxels per side of each frame's occupancy grid (a cube around the frame's posed body)."""
     margin: float = 0.15
-    """Dilation of the posed body, metres. The reference uses about 5 cm for tight clothing; loose
-    clothing (a flared skirt reaches ~17 cm beyond the body) needs more."""
-    tight_box: bool = True
-    """Give each frame's grid a cube around its posed body (finer voxels); otherwise the scene box."""
-    train_stratified: bool = True
-    """Jitter bin edges in training (evaluation always uses even edges)."""
+    """Dilation of the posed body, metres. About 5 cm holds tight clothing; loose clothing (a flared skirt
+    reaches ~17 cm beyond the body) needs more."""
 
     def setup(self, **kwargs) -> "InnerSampler":
         return self._target(self, **kwargs)
@@ -601,21 +598,27 @@ class InnerSamplerConfig:
 class InnerSampler(nn.Module):
     """Samples each ray inside its frame's dilated posed body (see the module docstring).
 
-    Call :meth:`set_frames` once with every frame's posed body; occupancy grids are built the first
-    time a frame is sampled and cached on the sampler's device.
+    Reads the posed bodies from a :class:`~hfavatar_ns.body.body_frames.PosedBodies` (the model's
+    :class:`~hfavatar_ns.body.body_frames.BodyFrames`, not a copy): :meth:`set_bodies` once, or
+    :meth:`set_frames` with fixed tensors. A frame's occupancy grid is built the first time it is
+    sampled and rebuilt when that frame's body changes (its revision goes up).
     """
-
-    posed_vertices: Tensor
-    faces: Tensor
 
     def __init__(self, config: InnerSamplerConfig) -> None:
         super().__init__()
         self.config = config
-        self.register_buffer("posed_vertices", torch.zeros(0, 0, 3), persistent=False)
-        self.register_buffer("faces", torch.zeros(0, 3, dtype=torch.long), persistent=False)
         self.register_buffer("scene_aabb", torch.zeros(2, 3), persistent=False)
         self._has_scene_box = False
-        self._grids: Dict[int, Tuple[Tensor, Tensor]] = {}
+        object.__setattr__(self, "bodies", None)  # read, not owned: never a submodule
+        self._grids: Dict[int, Tuple[Tensor, Tensor, int]] = {}
+
+    def set_bodies(self, bodies: PosedBodies, aabb: Optional[Float[Tensor, "2 3"]] = None) -> None:
+        """Sample around ``bodies`` from now on; rays are limited to ``aabb`` (the scene box) when given."""
+        object.__setattr__(self, "bodies", bodies)
+        self._has_scene_box = aabb is not None
+        if aabb is not None:
+            self.scene_aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3).to(self.scene_aabb.device)
+        self._grids = {}
 
     def set_frames(
         self,
@@ -623,47 +626,30 @@ class InnerSampler(nn.Module):
         faces: Int[Tensor, "Fc 3"],
         aabb: Optional[Float[Tensor, "2 3"]] = None,
     ) -> None:
-        """Store every frame's posed body (not saved in checkpoints) and drop cached grids.
-
-        Args:
-            posed_vertices: ``[F, V, 3]`` posed body vertices per frame, world coordinates.
-            faces: ``[Fc, 3]`` the body's triangles.
-            aabb: ``[2, 3]`` the scene box. With ``tight_box`` the grids use a cube around each
-                posed body (rays are still limited to the scene box); without it, this box. Required
-                when ``tight_box`` is off.
-        """
-        if aabb is None and not self.config.tight_box:
-            raise ValueError("InnerSampler.set_frames needs the scene box (aabb) when tight_box is off")
-        device = self.scene_aabb.device
-        self.posed_vertices = posed_vertices.detach().to(device=device, dtype=torch.float32)
-        self.faces = faces.detach().to(device=device, dtype=torch.long)
-        self._has_scene_box = aabb is not None
-        if aabb is not None:
-            self.scene_aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3).to(device)
-        self._grids = {}
+        """Sample around fixed posed bodies (``[F, V, 3]``, world coordinates) with triangles ``faces``."""
+        self.set_bodies(StaticPosedBodies(posed_vertices, faces), aabb)
 
     @property
     def num_frames(self) -> int:
-        return self.posed_vertices.shape[0]
+        return 0 if self.bodies is None else self.bodies.num_frames
 
     def grid(self, frame: int) -> Tuple[Bool[Tensor, "R R R"], Float[Tensor, "2 3"]]:
-        """The occupancy grid of one frame and its box (built on first use, then cached)."""
+        """The occupancy grid of one frame and its box (built on first use, cached until the body changes)."""
         if not 0 <= frame < self.num_frames:
             raise IndexError(
-                f"frame {frame} is out of range: the sampler holds {self.num_frames} frames (call set_frames)"
+                f"frame {frame} is out of range: the sampler reads {self.num_frames} frames (call set_bodies)"
             )
-        device = self.posed_vertices.device
+        device = self.scene_aabb.device
+        revision = self.bodies.revision(frame)
         cached = self._grids.get(frame)
-        if cached is None or cached[0].device != device:
-            vertices = self.posed_vertices[frame]
-            if self.config.tight_box:
-                box = body_box(vertices, self.config.grid_resolution, self.config.margin)
-            else:
-                box = self.scene_aabb
-            occupancy = build_occupancy_grid(vertices, self.faces, box, self.config.grid_resolution, self.config.margin)
-            cached = (occupancy, box)
+        if cached is None or cached[0].device != device or cached[2] != revision:
+            vertices = self.bodies.posed_vertices(frame).detach().to(device=device, dtype=torch.float32)
+            box = body_box(vertices, self.config.grid_resolution, self.config.margin)
+            faces = self.bodies.faces.to(device)
+            occupancy = build_occupancy_grid(vertices, faces, box, self.config.grid_resolution, self.config.margin)
+            cached = (occupancy, box, revision)
             self._grids[frame] = cached
-        return cached
+        return cached[0], cached[1]
 
     def forward(self, ray_bundle, frame_indices: Int[Tensor, "*R"]):
         """Sample a batch of rays, each in its own frame's shell.
@@ -671,7 +657,7 @@ class InnerSampler(nn.Module):
         Args:
             ray_bundle: nerfstudio ``RayBundle`` of shape ``[R]``; its ``nears``/``fars`` (if set)
                 further limit the samples.
-            frame_indices: ``[R]`` or ``[R, 1]`` frame of each ray (index into ``set_frames``).
+            frame_indices: ``[R]`` or ``[R, 1]`` frame (row) of each ray.
 
         Returns:
             ray_samples: ``RaySamples`` of shape ``[R, S]`` with spacing coordinates over the occupied
@@ -679,7 +665,7 @@ class InnerSampler(nn.Module):
             ray_hits: ``[R]`` bool, whether the ray crosses its frame's shell.
         """
         if self.num_frames == 0:
-            raise RuntimeError("InnerSampler has no posed bodies: call set_frames(posed_vertices, faces, aabb) first")
+            raise RuntimeError("InnerSampler has no posed bodies: call set_bodies(...) or set_frames(...) first")
         origins = ray_bundle.origins.reshape(-1, 3)
         directions = ray_bundle.directions.reshape(-1, 3)
         frame_indices = frame_indices.reshape(-1).to(origins.device).long()
@@ -698,9 +684,8 @@ class InnerSampler(nn.Module):
         segments = march_occupancy(
             origins, directions, occupancy, boxes, self.config.num_march_steps, grid_indices, nears, fars
         )
-        stratified = self.training and self.config.train_stratified
         starts, ends, spacing_starts, spacing_ends = sample_occupied_segments(
-            segments, self.config.num_samples, stratified
+            segments, self.config.num_samples, stratified=self.training
         )
         ray_samples = ray_bundle.get_ray_samples(
             bin_starts=starts,

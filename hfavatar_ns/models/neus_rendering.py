@@ -1,14 +1,18 @@
 """NeuS-style volume rendering of an SDF: signed distance to per-sample opacity.
 
-Pure functions; the formula is NeuS's discrete opacity (Wang et al. 2021, eq. 13) with the
+Pure functions; compositing uses nerfstudio's renderers. The formula is NeuS's discrete opacity (Wang et al. 2021, eq. 13) with the
 "cos anneal" that blends a direction-agnostic start into the exact estimate of the SDF change over
 a sample's interval.
 """
 
 from __future__ import annotations
 
+from typing import Dict
+
 import torch
 from jaxtyping import Float
+from nerfstudio.cameras.rays import RaySamples
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, NormalsRenderer, RGBRenderer
 from torch import Tensor
 
 
@@ -46,3 +50,27 @@ def weights_from_alpha(alpha: Float[Tensor, "R S 1"]) -> Float[Tensor, "R S 1"]:
     """Volume-rendering weights ``alpha_i * prod_{j<i} (1 - alpha_j)``."""
     transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-7], dim=1), dim=1)
     return alpha * transmittance[:, :-1]
+
+
+def composite(
+    alpha: Float[Tensor, "R S 1"],
+    rgb: Float[Tensor, "R S 3"],
+    normals: Float[Tensor, "R S 3"],
+    ray_samples: RaySamples,
+    background: Float[Tensor, "3"],
+) -> Dict[str, Tensor]:
+    """Per-ray outputs from per-sample opacity, colour and (unit) normals, with nerfstudio's renderers.
+
+    Returns ``rgb`` (composited on ``background``), ``accumulation``, expected ``depth`` (normalised by
+    the accumulation) and ``normals`` (their weighted mean, mapped to [0, 1] and premultiplied by the
+    accumulation, as nerfstudio's viewer shows normals), plus the volume-rendering ``weights``.
+    """
+    weights = weights_from_alpha(alpha)
+    accumulation = AccumulationRenderer()(weights)
+    return {
+        "rgb": RGBRenderer.combine_rgb(rgb, weights, background_color=background),
+        "accumulation": accumulation,
+        "depth": DepthRenderer(method="expected")(weights, ray_samples),
+        "normals": (NormalsRenderer()(normals, weights, normalize=True) + 1.0) / 2.0 * accumulation,
+        "weights": weights,
+    }

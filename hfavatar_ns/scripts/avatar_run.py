@@ -15,7 +15,7 @@ class LoadedAvatar:
     model: "object"
     config: "object"
     pipeline: "object" = None
-    """The nerfstudio pipeline (its datamanager knows the training images and their frames)."""
+    """The nerfstudio pipeline."""
 
     @property
     def capture_root(self) -> Path:
@@ -33,7 +33,7 @@ def load_avatar_run(config_path: Path) -> LoadedAvatar:
     allow_nerfstudio_checkpoints()
     config, pipeline, _, _ = eval_setup(Path(config_path), test_mode="inference")
     model = pipeline.model
-    if not hasattr(model, "add_frames"):
+    if not hasattr(model, "animate"):
         raise InputError(f"{config_path} is not an hfavatar run (its model is {type(model).__name__}).")
     model.eval()
     return LoadedAvatar(model=model, config=config, pipeline=pipeline)

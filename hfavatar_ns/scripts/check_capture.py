@@ -107,6 +107,7 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
     from dataparsers.zju_mocap.camera_conversion import make_cameras
     from dataparsers.zju_mocap.capture import read_capture, read_capture_mask
     from hfavatar_ns.body.factory import capture_body_model_choice, make_body_model
+    from hfavatar_ns.body.posing import pose_in_batches
 
     console = Console()
     capture = read_capture(config.data, params=config.params, masks=config.masks)
@@ -118,12 +119,8 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
         f"{capture.params_dir.name}/, masks from {capture.mask_dir}/, body model {body.name}"
     )
 
-    posed = body.pose(
-        torch.as_tensor(capture.params["poses"]),
-        torch.as_tensor(capture.params["shapes"]),
-        torch.as_tensor(capture.params["Rh"]),
-        torch.as_tensor(capture.params["Th"]),
-    )
+    params = {key: torch.as_tensor(value) for key, value in capture.params.items()}
+    posed = pose_in_batches(body, params["poses"], params["shapes"], params["Rh"], params["Th"])
     posed_vertices = posed.vertices.numpy()
     faces = body.canonical().faces.numpy()
 

@@ -211,36 +211,11 @@ def evaluate_mesh_files(config: EvalMeshConfig) -> List[Dict]:
 # ------------------------------------------------------------------------------------------ a trained run
 
 
-def training_frame_ids(avatar) -> List[int]:
-    """The capture frame ids the run trained on (from its training cameras), in order."""
-    model = avatar.model
-    try:
-        rows = avatar.pipeline.datamanager.train_dataset.cameras.metadata["frame_idx"].reshape(-1).tolist()
-    except (AttributeError, KeyError, TypeError):
-        rows = range(model.num_frames)
-    ids = sorted({int(model.frame_ids[int(r)]) for r in rows})
-    return [i for i in ids if i >= 0]
-
-
 def default_frames(avatar) -> List[int]:
     """First, middle and last training frame."""
-    ids = training_frame_ids(avatar)
+    body = avatar.model.body
+    ids = sorted(body.frame_id(row) for row in body.training_rows())
     return sorted({ids[0], ids[len(ids) // 2], ids[-1]})
-
-
-def frame_rows(model, frame_ids: Sequence[int]) -> List[int]:
-    """Rows of the avatar's per-frame tables for capture frame ids; a clear error for unknown ones."""
-    known = [int(i) for i in model.frame_ids.cpu().tolist()]
-    rows = []
-    for frame in frame_ids:
-        if frame not in known:
-            shown = ", ".join(str(i) for i in known[:20]) + (" ..." if len(known) > 20 else "")
-            raise InputError(
-                f"Frame {frame} is not one of the capture frames this run was built with ({shown}): "
-                "pass ids from that list to --frames."
-            )
-        rows.append(known.index(frame))
-    return rows
 
 
 def ground_truth_file(frame_id: int, capture_root: Path, gt_dir: Optional[Path]) -> Path:
@@ -267,14 +242,13 @@ def ground_truth_file(frame_id: int, capture_root: Path, gt_dir: Optional[Path])
 
 def extract_avatar_mesh(model, row: int, config: EvalMeshConfig) -> trimesh.Trimesh:
     """The avatar posed at a row, in world coordinates; its largest piece if asked."""
-    from hfavatar_ns.evaluation.avatar_eval import posed_mesh
+    from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
 
-    mesh = posed_mesh(model, row, config.resolution, progress=True)
-    if config.keep_largest_component:
-        pieces = mesh.split(only_watertight=False)
-        if len(pieces) > 1:
-            mesh = max(pieces, key=lambda piece: len(piece.faces))
-    return mesh
+    sdf_fn = lambda points: model.posed_sdf(points, row)  # noqa: E731
+    return sdf_mesh(
+        sdf_fn, model.posed_bounds(row), config.resolution, device=model.device, progress=True,
+        keep_largest_component=config.keep_largest_component,
+    )  # fmt: skip
 
 
 def evaluate_run(config: EvalMeshConfig, avatar=None) -> List[Dict]:
@@ -288,7 +262,7 @@ def evaluate_run(config: EvalMeshConfig, avatar=None) -> List[Dict]:
         avatar = load_avatar_run(config.load_config)
     model = avatar.model
     frames = list(config.frames) if config.frames else default_frames(avatar)
-    rows_of_frames = frame_rows(model, frames)
+    rows_of_frames = model.body.rows_of(frames)
     # Every ground truth is found and readable before the (slow) extraction starts.
     truths = {f: ground_truth_file(f, avatar.capture_root, config.gt_dir) for f in frames}
     truth_meshes = {f: load_mesh(path, "ground-truth") for f, path in truths.items()}

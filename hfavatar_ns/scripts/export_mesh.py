@@ -58,63 +58,48 @@ def load_avatar(config_path: Path):
 
 
 @torch.no_grad()
-def vertex_colors(model, vertices: np.ndarray, normals: np.ndarray, frame_row: Optional[int]) -> np.ndarray:
-    """Colours of the colour field at mesh vertices, seen head-on (uint8 RGBA)."""
-    device = model.device
+def vertex_colors(model, mesh: trimesh.Trimesh, row: Optional[int]) -> np.ndarray:
+    """The avatar's colours at the mesh's vertices (uint8 RGBA), in chunks."""
     colors = []
-    for start in range(0, len(vertices), 65536):
-        points = torch.as_tensor(vertices[start : start + 65536], dtype=torch.float32, device=device)
-        normal = torch.as_tensor(normals[start : start + 65536], dtype=torch.float32, device=device)
-        pose = None
-        if frame_row is not None:
-            frames = torch.full((points.shape[0],), frame_row, dtype=torch.long, device=device)
-            points, _ = model.deformation(points, frames)
-            pose = model.body_poses[frames, 3:]
-        features = model.field.forward_geonetwork(points)[:, 1:]
-        colors.append(model.field.get_color(features, normal, -normal, pose).clamp(0, 1).cpu())
+    for start in range(0, len(mesh.vertices), 65536):
+        part = slice(start, start + 65536)
+        points = torch.as_tensor(mesh.vertices[part], dtype=torch.float32, device=model.device)
+        normals = torch.as_tensor(mesh.vertex_normals[part], dtype=torch.float32, device=model.device)
+        colors.append(model.vertex_colors(points, normals, row).cpu())
     rgb = (torch.cat(colors).numpy() * 255).astype(np.uint8)
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
 
 
-def extract(model, frame_row: Optional[int], config: ExportMeshConfig) -> trimesh.Trimesh:
-    """The canonical avatar (``frame_row=None``) or the avatar posed at a row of its frame tables."""
-    from hfavatar_ns.geometry.mesh_extraction import evaluate_sdf_grid, marching_cubes_mesh
+def extract(model, row: Optional[int], config: ExportMeshConfig) -> trimesh.Trimesh:
+    """The canonical avatar (``row=None``) or the avatar posed at a row of its body frames."""
+    from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
 
-    if frame_row is None:
-        bounds, sdf_fn = model.canonical_bounds.cpu(), model.canonical_sdf
+    if row is None:
+        bounds, sdf_fn = model.canonical_bounds, model.canonical_sdf
     else:
-        bounds = model.posed_bounds(frame_row).cpu()
+        bounds = model.posed_bounds(row)
 
         def sdf_fn(points):
-            return model.posed_sdf(points, frame_row)
+            return model.posed_sdf(points, row)
 
-    values = evaluate_sdf_grid(
-        sdf_fn, bounds[0], bounds[1], config.resolution, config.chunk_size, device=model.device, progress=True
-    )
-    vertices, faces = marching_cubes_mesh(values, bounds[0], bounds[1])
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    if config.keep_largest_component:
-        pieces = mesh.split(only_watertight=False)
-        if len(pieces) > 1:
-            mesh = max(pieces, key=lambda piece: len(piece.faces))
+    mesh = sdf_mesh(
+        sdf_fn, bounds, config.resolution, config.chunk_size, device=model.device, progress=True,
+        keep_largest_component=config.keep_largest_component,
+    )  # fmt: skip
     if config.colors:
-        mesh.visual.vertex_colors = vertex_colors(model, np.asarray(mesh.vertices), np.asarray(mesh.vertex_normals), frame_row)
+        mesh.visual.vertex_colors = vertex_colors(model, mesh, row)
     return mesh
 
 
 def frame_rows(model, config: ExportMeshConfig) -> List[Optional[int]]:
-    """Which meshes to make: ``None`` for canonical, else rows of the model's per-frame tables."""
-    ids = model.frame_ids.cpu().tolist()
+    """Which meshes to make: ``None`` for canonical, else rows of the model's body frames."""
     rows: List[Optional[int]] = []
     if config.canonical:
         rows.append(None)
     if config.frame is not None:
-        if config.frame not in ids:
-            shown = ", ".join(str(i) for i in ids[:20]) + (" ..." if len(ids) > 20 else "")
-            raise InputError(f"The avatar does not know frame {config.frame}; its frames are {shown}.")
-        rows.append(ids.index(config.frame))
+        rows.append(model.body.row_of(config.frame))
     if config.all_frames:
-        rows.extend(range(len(ids)))
+        rows.extend(model.body.capture_rows())
     if not rows:
         raise InputError("Nothing to export: pass --canonical, --frame N or --all-frames.")
     return rows
@@ -125,7 +110,7 @@ def export_meshes(config: ExportMeshConfig) -> List[Path]:
     config.output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for row in frame_rows(model, config):
-        name = "canonical.ply" if row is None else f"frame_{int(model.frame_ids[row]):06d}.ply"
+        name = "canonical.ply" if row is None else f"frame_{model.body.frame_id(row):06d}.ply"
         mesh = extract(model, row, config)
         path = config.output_dir / name
         mesh.export(path)

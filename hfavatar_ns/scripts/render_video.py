@@ -16,11 +16,10 @@ trained with.
 from __future__ import annotations
 
 import math
-import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Union
+from typing import List, Literal, Optional, Union
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from torch import Tensor
 from tqdm import tqdm
 from typing_extensions import Annotated
 
+from hfavatar_ns.body.motion import load_motion, resample_motion, truncate_motion
 from hfavatar_ns.scripts.avatar_run import LoadedAvatar, load_avatar_run
 from hfavatar_ns.errors import InputError, exit_on_input_error
 
@@ -109,124 +109,7 @@ def fixed_camera(camera, frame_rows: List[int]):
 
 def body_centre(model, rows: List[int]) -> Tensor:
     """Centre of the bounding box of the posed bodies of ``rows``."""
-    vertices = model.posed_vertices[rows].reshape(-1, 3).cpu()
-    return (vertices.min(0).values + vertices.max(0).values) / 2
-
-
-# ------------------------------------------------------------------------------------------ motion files
-
-
-@dataclass
-class Motion:
-    """A body motion in the EasyMocap convention: ``x = R(Rh) LBS(x; poses) + Th``."""
-
-    poses: Float[Tensor, "N 72"]
-    global_rotation: Optional[Float[Tensor, "N 3"]]
-    global_translation: Optional[Float[Tensor, "N 3"]]
-    fps: Optional[float]
-
-
-def load_motion(path: Path) -> Motion:
-    """Read ``poses`` (N,72 or N,24,3), optional ``trans``/``Th`` (N,3), ``Rh`` (N,3), ``fps``/``mocap_framerate``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"No motion file at {path}.")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            values = {key: data[key] for key in data.files}
-    elif path.suffix in (".pkl", ".pickle"):
-        with open(path, "rb") as handle:
-            values = pickle.load(handle, encoding="latin1")
-        if not isinstance(values, dict):
-            raise InputError(f"{path} must hold a dict with 'poses' (and optionally 'trans'/'Th', 'Rh').")
-    else:
-        raise InputError(f"{path}: motion files are .npz or .pkl (with 'poses', optional 'trans'/'Th', 'Rh').")
-    if "poses" not in values:
-        raise InputError(f"{path} has no 'poses' (keys: {', '.join(sorted(values))}); it needs (N,72) or (N,24,3).")
-    poses = torch.as_tensor(np.asarray(values["poses"]), dtype=torch.float32)
-    if poses.ndim == 3 and poses.shape[1:] == (24, 3):
-        poses = poses.reshape(-1, 72)
-    if poses.ndim != 2 or poses.shape[1] != 72 or poses.shape[0] == 0:
-        raise InputError(
-            f"{path}: 'poses' is {tuple(poses.shape)}; expected (N,72) or (N,24,3) SMPL axis-angles. "
-            "(SMPL-H/SMPL-X files: keep the first 72 values, body joints only.)"
-        )
-
-    def optional(*keys: str) -> Optional[Tensor]:
-        for key in keys:
-            if key in values and values[key] is not None:
-                value = torch.as_tensor(np.asarray(values[key]), dtype=torch.float32).reshape(-1, 3)
-                if value.shape[0] == 1:
-                    value = value.expand(poses.shape[0], 3)
-                if value.shape[0] != poses.shape[0]:
-                    raise InputError(f"{path}: '{key}' has {value.shape[0]} rows but 'poses' has {poses.shape[0]}.")
-                return value
-        return None
-
-    fps = None
-    for key in ("fps", "mocap_framerate", "frame_rate"):
-        if key in values:
-            fps = float(np.asarray(values[key]).reshape(-1)[0])
-    return Motion(poses, optional("Rh"), optional("Th", "trans"), fps)
-
-
-def resample_motion(motion: Motion, fps_in: float, fps_out: float) -> Motion:
-    """The motion at ``fps_out``: rotations slerped per joint, translations interpolated linearly."""
-    import roma
-
-    count = motion.poses.shape[0]
-    if count == 1 or fps_in == fps_out:
-        return motion
-    duration = (count - 1) / fps_in
-    times = torch.arange(0, int(math.floor(duration * fps_out + 1e-6)) + 1, dtype=torch.float64) / fps_out
-    position = (times * fps_in).clamp(max=count - 1)
-    lower = position.floor().long().clamp(max=count - 2)
-    weight = (position - lower).float()
-
-    def rotations(values: Tensor) -> Tensor:
-        joints = values.reshape(count, -1, 3)
-        out = [roma.rotvec_slerp(joints[i], joints[i + 1], w.reshape(1))[0] for i, w in zip(lower.tolist(), weight)]
-        return torch.stack(out).reshape(len(out), -1)
-
-    def linear(values: Optional[Tensor]) -> Optional[Tensor]:
-        if values is None:
-            return None
-        return values[lower] * (1 - weight[:, None]) + values[lower + 1] * weight[:, None]
-
-    rh = None if motion.global_rotation is None else rotations(motion.global_rotation)
-    return Motion(rotations(motion.poses), rh, linear(motion.global_translation), fps_out)
-
-
-def pose_body(avatar: LoadedAvatar, motion: Motion) -> Dict[str, Tensor]:
-    """The motion posed with the avatar's body model and shape: what :meth:`HFAvatarModel.add_frames` takes.
-
-    A missing ``Rh``/``Th`` is taken from the capture's first frame, so the body stands where the actor
-    stood, the capture's way up.
-    """
-    from hfavatar_ns.body.factory import capture_body_model_choice, make_body_model
-
-    parser = avatar.config.pipeline.datamanager.dataparser
-    kind, gender = capture_body_model_choice(avatar.capture_root, parser.body_model, parser.gender)
-    body_model = make_body_model(kind, parser.body_model_dir, gender)
-    body = avatar.model.kwargs["metadata"]["body"]
-    count = motion.poses.shape[0]
-    rh = motion.global_rotation if motion.global_rotation is not None else body["Rh"][:1].float().expand(count, 3)
-    th = motion.global_translation if motion.global_translation is not None else body["Th"][:1].float().expand(count, 3)
-    shapes = body["shapes"][:1].float().expand(count, -1)
-    bone_transforms, vertices = [], []
-    with torch.no_grad():
-        for start in range(0, count, 64):
-            part = slice(start, start + 64)
-            posed = body_model.pose(motion.poses[part], shapes[part], rh[part], th[part])
-            bone_transforms.append(posed.bone_transforms)
-            vertices.append(posed.vertices)
-    return {
-        "rest_bone_transforms": torch.cat(bone_transforms),
-        "posed_vertices": torch.cat(vertices),
-        "poses": motion.poses,
-        "global_rotation": rh,
-        "global_translation": th,
-    }
+    return model.body.posed_bounds(rows).mean(dim=0).cpu()
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -324,7 +207,7 @@ class MotionVideo(NovelCamera, RenderCommon):
 
     def main(self, avatar: Optional[LoadedAvatar] = None) -> Path:
         avatar = avatar or load_avatar_run(self.load_config)
-        rows = [row for row, frame_id in enumerate(avatar.model.frame_ids.tolist()) if frame_id >= 0]
+        rows = avatar.model.body.capture_rows()
         cameras = motion_cameras(avatar, self, self.resolution_scale, rows)
         frames = render_frames(avatar.model, cameras, "motion")
         return write_frames(frames, self.output_path, self.fps, self.output_format)
@@ -349,28 +232,18 @@ class NovelMotionVideo(NovelCamera, RenderCommon):
         fps_out = self.fps_out or self.fps
         fps_in = self.fps_in or motion.fps or fps_out
         motion = resample_motion(motion, fps_in, fps_out)
-        if self.max_frames is not None:
-            motion = Motion(
-                motion.poses[: self.max_frames],
-                None if motion.global_rotation is None else motion.global_rotation[: self.max_frames],
-                None if motion.global_translation is None else motion.global_translation[: self.max_frames],
-                motion.fps,
-            )
-        rows = avatar.model.add_frames(**pose_body(avatar, motion)).tolist()
+        motion = truncate_motion(motion, self.max_frames)
+        rows = avatar.model.animate(motion).tolist()
         cameras = motion_cameras(avatar, self, self.resolution_scale, rows)
         frames = render_frames(avatar.model, cameras, "novel motion")
         return write_frames(frames, self.output_path, fps_out, self.output_format)
 
 
 def capture_row(model, frame_id: Optional[int]) -> int:
-    """The table row of a capture frame id (default: the first row)."""
-    ids = model.frame_ids.tolist()
-    if frame_id is None:
-        return 0
-    if frame_id not in ids or frame_id < 0:
-        shown = ", ".join(str(i) for i in ids if i >= 0)
-        raise InputError(f"The avatar does not know frame {frame_id}; its frames are {shown}.")
-    return ids.index(frame_id)
+    """The body row of a capture frame id (default: the first capture frame)."""
+    if frame_id is None or frame_id < 0:
+        return model.body.capture_rows()[0] if frame_id is None else model.body.row_of(frame_id)
+    return model.body.row_of(frame_id)
 
 
 Commands = Union[

@@ -1,0 +1,63 @@
+"""The avatar's training losses, from a batch's outputs, its target and the learnable state they regularise."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, Iterable
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hfavatar_ns.model_components.normal_smoothness import normal_difference
+from hfavatar_ns.model_components.silhouette_loss import silhouette_loss
+
+if TYPE_CHECKING:
+    from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
+
+
+def avatar_losses(
+    config: "HFAvatarModelConfig",
+    outputs: Dict[str, Tensor],
+    target: Float[Tensor, "R 3"],
+    mask: Float[Tensor, "R 1"],
+    skinning_parameters: Iterable[nn.Parameter],
+    body_corrections: Dict[str, Tensor],
+) -> Dict[str, Tensor]:
+    """Every loss term, each already multiplied by its weight in ``config`` (terms with weight 0 are left out).
+
+    Args:
+        config: the model's configuration (the ``*_loss_mult`` weights).
+        outputs: :meth:`HFAvatarModel.get_outputs` in training mode.
+        target: colour composited on the background with the mask.
+        mask: the foreground mask of each ray.
+        skinning_parameters: the learned skinning residual (kept near the body's weights).
+        body_corrections: mean squared pose-refinement corrections (``BodyFrames.correction_magnitudes``).
+    """
+    losses = {"rgb_loss": config.rgb_loss_mult * F.l1_loss(outputs["rgb"], target)}
+    accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
+    losses["mask_loss"] = config.mask_loss_mult * F.binary_cross_entropy(accumulation, mask)
+    if "ray_min_sdf" in outputs and config.silhouette_loss_mult > 0:
+        silhouette = silhouette_loss(outputs["ray_min_sdf"], mask, config.silhouette_sharpness)
+        if silhouette is not None:
+            losses["silhouette_loss"] = config.silhouette_loss_mult * silhouette
+    if "eikonal_gradients" in outputs:
+        norms = outputs["eikonal_gradients"].norm(dim=-1)
+        losses["eikonal_loss"] = config.eikonal_loss_mult * ((norms - 1.0) ** 2).mean()
+        losses["residual_loss"] = config.residual_loss_mult * outputs["residual_sdf"].abs().mean()
+    if "smoothness_gradients" in outputs:
+        gradients, neighbour_gradients = outputs["smoothness_gradients"]
+        losses["normal_smoothness_loss"] = config.normal_smoothness_loss_mult * normal_difference(
+            gradients, neighbour_gradients
+        )
+    if "non_rigid_offset" in outputs and config.non_rigid_loss_mult > 0:
+        offset = outputs["non_rigid_offset"]
+        losses["non_rigid_loss"] = config.non_rigid_loss_mult * (offset**2).sum(dim=-1).mean()
+    if config.skinning_loss_mult > 0:
+        residual = torch.cat([p.reshape(-1) for p in skinning_parameters])
+        losses["skinning_loss"] = config.skinning_loss_mult * (residual**2).mean()
+    if body_corrections and config.pose_correction_loss_mult > 0:
+        total = body_corrections["pose"] + body_corrections["rotation"]
+        total = total + body_corrections["translation"] / config.pose_correction_translation_scale**2
+        losses["pose_correction_loss"] = config.pose_correction_loss_mult * total
+    return losses
