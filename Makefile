@@ -11,14 +11,28 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= data/synth-default
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system-deps clean-venv
+.PHONY: demo test install system-deps clean-venv lock
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[test]"
 	@touch $(STAMP)
+
+# Re-resolve every dependency from scratch in a throw-away environment and pin what comes out.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip==26.3"
+	.lock-venv/bin/python -m pip install --quiet $(TORCH_SPEC)
+	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	{ echo "# Every package the project installs, at the versions its tests pass with (Python 3.11, Linux x86_64)."; \
+	  echo "# Used as pip constraints by 'make demo', 'make test' and CI. Refresh with 'make lock'."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v "^hfavatar"; } > $(LOCK)
+	rm -rf .lock-venv
 
 install: system-deps $(STAMP)
 

@@ -3,4 +3,15 @@
 Kept import-light on purpose: nerfstudio imports every plugin's entry points on each ``ns-*`` command.
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# Deprecation notices that torch prints for nerfstudio's own code on import (nothing a user can act on);
+# every other warning still shows.
+for _message in (
+    r"`torch\.cuda\.amp\.custom_(fwd|bwd)\(args\.\.\.\)` is deprecated",
+    r"`torch\.jit\.script` is deprecated",
+    r"`torch\.jit\.trace` is deprecated",
+):
+    warnings.filterwarnings("ignore", message=_message, category=FutureWarning)
