@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from smpl_fixture import write_synthetic_smpl  # noqa: E402
 
+from hfavatar_ns.body.base import PosedBody  # noqa: E402
+from hfavatar_ns.body.body_frames import BodyFrames  # noqa: E402
 from hfavatar_ns.body.factory import make_body_model  # noqa: E402
+from hfavatar_ns.body.posing import BodyModelSpec  # noqa: E402
 from hfavatar_ns.body.skinning import linear_blend_skinning  # noqa: E402
 from hfavatar_ns.deformation.backward import BackwardDeformationConfig  # noqa: E402
 from hfavatar_ns.deformation.weight_grid import PerFrameWeightGrids  # noqa: E402
@@ -65,9 +68,12 @@ def main() -> None:
     print(f"observation weight grid build (24 x 32^3, k=10): {(time.perf_counter() - start) / 2 * 1e3:.0f} ms / frame")
 
     start = time.perf_counter()
-    deformation = BackwardDeformationConfig().setup(
-        canonical=canonical, posed_vertices=posed, bone_transforms=transforms, poses=poses
-    )
+    zeros = torch.zeros(args.frames, 3)
+    body_frames = BodyFrames.from_posed(
+        canonical, torch.zeros(10), list(range(args.frames)), poses, zeros, zeros,
+        PosedBody(posed, transforms[..., :3, 3], transforms), BodyModelSpec("smpl"),
+    )  # fmt: skip
+    deformation = BackwardDeformationConfig().setup(body=body_frames)
     print(f"BackwardDeformation setup (canonical 24 x 64^3 grid): {(time.perf_counter() - start) * 1e3:.0f} ms")
     start = time.perf_counter()
     deformation.observation_grids.build()

@@ -132,7 +132,7 @@ def main() -> None:
         if context is not None:
             context.__exit__(None, None, None)
         save_report()
-    training_rows = sorted({int(r) for r in trainer.pipeline.datamanager.train_dataset.cameras.metadata["frame_idx"].reshape(-1)})
+    training_rows = trainer.pipeline.model.body.training_rows()
     rows = [training_rows[0], training_rows[len(training_rows) // 2], training_rows[-1]]
     evaluating = time.time()
     geometry = compare_posed_geometry(model, args.data, rows, resolution=args.mesh_resolution)
