@@ -6,7 +6,6 @@ import torch
 
 from hfavatar_ns.body.body_frames import BodyFrames, frame_times
 from hfavatar_ns.body.canonical_pose import star_pose
-from hfavatar_ns.body.factory import make_body_model
 from hfavatar_ns.body.posing import BodyModelSpec, pose_in_batches
 from hfavatar_ns.body.skinning import linear_blend_skinning
 from hfavatar_ns.deformation.weight_grid import PerFrameWeightGrids

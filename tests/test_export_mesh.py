@@ -33,7 +33,7 @@ def test_canonical_and_posed_meshes(tiny_avatar_run, tmp_path, capsys):
 
 
 def test_unknown_frame_lists_the_known_ones(tiny_avatar_run, tmp_path):
-    with pytest.raises(InputError, match="does not know frame 999"):
+    with pytest.raises(InputError, match=r"Frame 999 is not one of the avatar.s frames \(6 frames: 0, 1, 2"):
         export_meshes(ExportMeshConfig(load_config=tiny_avatar_run, output_dir=tmp_path, frame=999, resolution=16))
 
 

@@ -83,8 +83,8 @@ def test_training_never_reads_the_gui(avatar, monkeypatch):
 
     seen = []
     monkeypatch.setattr(Model, "get_outputs_for_camera", lambda self, camera, obb_box=None: seen.append(camera) or {})
-    monkeypatch.setattr(model, "viewer_frame_slider", Exploding())
-    monkeypatch.setattr(model, "viewer_canonical", Exploding())
+    monkeypatch.setattr(model.viewer_controls, "frame_slider", Exploding())
+    monkeypatch.setattr(model.viewer_controls, "canonical", Exploding())
     model.train()
     try:
         model.get_outputs_for_camera(viewer_camera(avatar, time=0.5))

@@ -10,6 +10,8 @@ download anything, so :func:`lpips_metric` builds the metric only when the weigh
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Dict, Literal, Optional, Tuple
 
@@ -87,8 +89,10 @@ def lpips_available(net: LpipsNet) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
 def lpips_metric(net: LpipsNet = "vgg"):
-    """torchmetrics' LPIPS on inputs in [0, 1], or ``None`` (with a one-time note) when its weights are absent."""
+    """torchmetrics' LPIPS on inputs in [0, 1] (built once per backbone), or ``None`` (with a one-time note)
+    when its weights are absent."""
     global _lpips_note_printed
     if not lpips_available(net):
         if not _lpips_note_printed:

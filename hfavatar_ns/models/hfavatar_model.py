@@ -10,6 +10,7 @@ the dataparser built; this model owns it and the sampler, weight grids and defor
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
@@ -23,7 +24,7 @@ from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
 
-from hfavatar_ns.body.body_frames import BodyFrames, StaticPosedBodies
+from hfavatar_ns.body.body_frames import BodyFrames
 from hfavatar_ns.body.canonical_pose import star_pose
 from hfavatar_ns.body.motion import Motion, append_motion
 from hfavatar_ns.deformation.backward import (
@@ -38,8 +39,8 @@ from hfavatar_ns.geometry.prior_sdf import PriorSDF
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
-from hfavatar_ns.models.neus_rendering import composite, neus_alpha
-from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame
+from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite
+from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
 
 
 @dataclass
@@ -64,7 +65,6 @@ class HFAvatarModelConfig(ModelConfig):
     rgb_loss_mult: float = 1.0
     mask_loss_mult: float = 1.0
     eikonal_loss_mult: float = 0.3
-    """Weight of the eikonal term (|grad SDF| = 1)."""
     residual_loss_mult: float = 0.05
     """L1 on the residual SDF: keep to the body where the images say nothing."""
     non_rigid_loss_mult: float = 1.0
@@ -173,8 +173,7 @@ class HFAvatarModel(Model):
         if self.body.refining:
             self.body.refresh()
 
-    def update_to_step(self, step: int) -> None:
-        # nerfstudio calls this when it loads a checkpoint: without it a loaded avatar renders as at step 0.
+    def update_to_step(self, step: int) -> None:  # on loading a checkpoint: render as trained, not as at step 0
         self.set_progress(step)
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
@@ -304,22 +303,15 @@ class HFAvatarModel(Model):
         return avatar_losses(self.config, outputs, target, mask, skinning, self.body.correction_magnitudes())
 
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*bs 4"]:
-        """The rendered colour without the background, and the accumulation as alpha (nerfstudio's exporters
-        and viewer call this; the base class expects an ``RGBRenderer`` this model does not have)."""
-        accumulation = outputs[output_name.replace("rgb", "accumulation")]
-        composited = outputs[output_name][..., :3]
-        background = self.background(composited.device)
-        straight = (composited - (1.0 - accumulation) * background) / accumulation.clamp(min=1e-6)
-        return torch.cat([straight.clamp(0.0, 1.0), accumulation], dim=-1)
+        # nerfstudio's exporters and viewer call this; the base class expects an RGBRenderer we do not have.
+        rgb, accumulation = outputs[output_name][..., :3], outputs[output_name.replace("rgb", "accumulation")]
+        return uncomposite(rgb, accumulation, self.background(rgb.device))
 
     def get_image_metrics_and_images(self, outputs, batch) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         target, mask = self.target_rgb(batch, outputs["rgb"].device)
         # Whole image, and the crop to the mask's bounding box (NeuralBody/ARAH protocol); LPIPS on the
         # crop only when its weights are already on disk (evaluation never downloads).
-        cache = self.__dict__.setdefault("_lpips_cache", {})
-        if "metric" not in cache:
-            cache["metric"] = lpips_metric(self.config.lpips_net)
-        metrics = avatar_image_metrics(outputs["rgb"], target, mask, cache["metric"])
+        metrics = avatar_image_metrics(outputs["rgb"], target, mask, lpips_metric(self.config.lpips_net))
         images = {
             "img": torch.cat([target, outputs["rgb"]], dim=1),
             "accumulation": torch.cat([mask.expand_as(outputs["accumulation"]), outputs["accumulation"]], dim=1),
@@ -340,7 +332,8 @@ class HFAvatarModel(Model):
         if not self.viewer_controls.canonical.value:
             return super().get_outputs_for_camera(camera, obb_box=obb_box)
         ray_bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
-        return self.render_in_chunks(ray_bundle, lambda rays: self.get_outputs_canonical(rays, row))
+        render = functools.partial(self.get_outputs_canonical, row=row)
+        return render_in_chunks(ray_bundle, render, self.config.eval_num_rays_per_chunk, self.device)
 
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
@@ -350,18 +343,8 @@ class HFAvatarModel(Model):
         metadata = camera_ray_bundle.metadata or {}
         if self.training or "frame_idx" in metadata or camera_ray_bundle.times is not None:
             return super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
-        return self.render_in_chunks(camera_ray_bundle, lambda rays: self.get_outputs_canonical(rays, None))
-
-    def render_in_chunks(self, camera_ray_bundle: RayBundle, render) -> Dict[str, Tensor]:
-        """``render`` (rays -> outputs) over an image's rays in chunks of ``eval_num_rays_per_chunk``."""
-        height, width = camera_ray_bundle.origins.shape[:2]
-        chunks: Dict[str, List[Tensor]] = {}
-        step = self.config.eval_num_rays_per_chunk
-        for start in range(0, len(camera_ray_bundle), step):
-            rays = camera_ray_bundle.get_row_major_sliced_ray_bundle(start, start + step).to(self.device)
-            for name, value in render(rays).items():
-                chunks.setdefault(name, []).append(value)
-        return {name: torch.cat(values).view(height, width, -1) for name, values in chunks.items()}
+        render = functools.partial(self.get_outputs_canonical, row=None)
+        return render_in_chunks(camera_ray_bundle, render, self.config.eval_num_rays_per_chunk, self.device)
 
     def animate(self, motion: Motion) -> Int[Tensor, "N"]:
         """Append a novel motion to the body (posed with its model and shape) and return its rows, for

@@ -74,3 +74,11 @@ def composite(
         "normals": (NormalsRenderer()(normals, weights, normalize=True) + 1.0) / 2.0 * accumulation,
         "weights": weights,
     }
+
+
+def uncomposite(
+    rgb: Float[Tensor, "*bs 3"], accumulation: Float[Tensor, "*bs 1"], background: Float[Tensor, "3"]
+) -> Float[Tensor, "*bs 4"]:
+    """Colour composited on ``background`` back to straight colour, with the accumulation as alpha."""
+    straight = (rgb - (1.0 - accumulation) * background) / accumulation.clamp(min=1e-6)
+    return torch.cat([straight.clamp(0.0, 1.0), accumulation], dim=-1)

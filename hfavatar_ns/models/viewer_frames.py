@@ -14,10 +14,11 @@ state is read only while rendering in eval mode: training never depends on it.
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerSlider, ViewerText
 from torch import Tensor, nn
 
@@ -31,6 +32,19 @@ def camera_with_frame(camera: Cameras, row: int) -> Cameras:
     metadata["frame_idx"] = torch.full((*camera.shape, 1), int(row), dtype=torch.long, device=camera.device)
     camera.metadata = metadata
     return camera
+
+
+def render_in_chunks(
+    ray_bundle: RayBundle, render: Callable[[RayBundle], Dict[str, Tensor]], chunk_size: int, device
+) -> Dict[str, Tensor]:
+    """``render`` (rays -> outputs) over an image's rays ``[H, W]``, ``chunk_size`` rays at a time."""
+    height, width = ray_bundle.origins.shape[:2]
+    chunks: Dict[str, List[Tensor]] = {}
+    for start in range(0, len(ray_bundle), chunk_size):
+        rays = ray_bundle.get_row_major_sliced_ray_bundle(start, start + chunk_size).to(device)
+        for name, value in render(rays).items():
+            chunks.setdefault(name, []).append(value)
+    return {name: torch.cat(values).view(height, width, -1) for name, values in chunks.items()}
 
 
 def frame_label(body: BodyFrames, row: int) -> str:
