@@ -7,11 +7,12 @@ import warnings
 
 __version__ = "0.1.0"
 
-# Deprecation notices that torch prints for nerfstudio's own code on import (nothing a user can act on);
-# every other warning still shows.
+# Deprecation notices that torch and torchmetrics print for nerfstudio's own code on import (nothing a
+# user can act on); every other warning still shows.
 for _message in (
     r"`torch\.cuda\.amp\.custom_(fwd|bwd)\(args\.\.\.\)` is deprecated",
     r"`torch\.jit\.script` is deprecated",
     r"`torch\.jit\.trace` is deprecated",
+    r"Importing `spectral_angle_mapper` from `torchmetrics\.functional` was deprecated",
 ):
     warnings.filterwarnings("ignore", message=_message, category=FutureWarning)
