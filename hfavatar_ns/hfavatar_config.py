@@ -39,7 +39,7 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
     """Full-quality defaults for one GPU, or the lite preset that trains on 2 CPU cores in minutes;
     ``max_steps`` also sets the learning-rate schedule's length."""
     if max_steps is None:
-        # lite: 800 steps train the default capture in about 7 minutes on 2 CPU cores (docs/results.md).
+        # lite: 800 steps train the default capture in 7-12 minutes on 2 CPU cores (docs/results.md).
         max_steps = 800 if lite else 30000
     rays = 1024 if lite else 4096
     return TrainerConfig(
