@@ -4,7 +4,6 @@ import pytest
 from zju_fixture import ring_cameras
 
 from dataparsers.zju_mocap.camera_conversion import (
-    frame_times,
     nerfstudio_c2w_to_opencv,
     nerfstudio_distortion_to_zju,
     nerfstudio_to_opencv_intrinsics,
@@ -13,6 +12,7 @@ from dataparsers.zju_mocap.camera_conversion import (
     project_points,
     zju_distortion_to_nerfstudio,
 )
+from hfavatar_ns.body.body_frames import frame_times
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dataparsers.zju_mocap.capture import ZJUCapture
+from hfavatar_ns.body.body_frames import frame_times
 
 PIXEL_CENTRE_SHIFT = 0.5
 _OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
@@ -127,13 +128,6 @@ def cameras_to_opencv(cameras) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return K, R, T, D
 
 
-def frame_times(frame_indices: Sequence[int]) -> np.ndarray:
-    """Each frame id's position in ``[min, max]`` of ``frame_indices``, normalised to [0, 1] (0 for one frame)."""
-    ids = np.asarray(frame_indices, dtype=np.float64)
-    span = ids.max() - ids.min() if len(ids) else 0.0
-    return (ids - ids.min()) / span if span > 0 else np.zeros_like(ids)
-
-
 def make_cameras(
     capture: ZJUCapture,
     frame_rows: Sequence[int],
@@ -166,7 +160,7 @@ def make_cameras(
     intrinsics = opencv_to_nerfstudio_intrinsics(capture.K[camera_rows], scale_x, scale_y)
     c2w = opencv_to_nerfstudio_c2w(capture.R[camera_rows], capture.T[camera_rows])
     distortion = zju_distortion_to_nerfstudio(capture.D[camera_rows])
-    times = frame_times(capture.frame_indices)[frame_rows] if frame_rows else np.zeros(0)
+    times = frame_times(capture.frame_indices).numpy()[frame_rows] if frame_rows else np.zeros(0)
 
     def column(values, dtype=torch.float32):
         return torch.as_tensor(np.asarray(values), dtype=dtype).reshape(-1, 1)
