@@ -201,6 +201,6 @@ class AvatarField(nn.Module):
 
 
 def hash_backend(field: AvatarField) -> str:
-    """Which hash-grid implementation ``field`` actually runs ("tcnn" silently falls back to torch
+    """Which hash-grid implementation ``field`` actually runs ("tcnn" quietly falls back to torch
     when tiny-cuda-nn is missing)."""
     return "tcnn" if getattr(field.encoding, "tcnn_encoding", None) is not None else "torch"
