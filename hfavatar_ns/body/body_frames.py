@@ -89,37 +89,17 @@ def frame_times(frame_ids: Sequence[int] | Tensor) -> Float[Tensor, "F"]:
     return times.float()
 
 
-def correction_transforms(
+def fit_kinematics(
     rest_joints: Float[Tensor, "24 3"],
     parents: Sequence[int],
     poses: Float[Tensor, "M 72"],
     global_rotation: Float[Tensor, "M 3"],
     global_translation: Float[Tensor, "M 3"],
-    pose_correction: Float[Tensor, "M 24 3"],
-    rotation_correction: Float[Tensor, "M 3"],
-    translation_correction: Float[Tensor, "M 3"],
 ) -> Float[Tensor, "M 24 4 4"]:
-    """Per bone, the observation-space map from the given fit's bone to the corrected fit's bone.
-
-    ``C_j = G_j(pose + dpose, Rh + dRh, Th + dTh) G_j(pose, Rh, Th)^-1`` by forward kinematics of
-    the rest joints. Left-multiplying the given bone transforms by ``C`` applies the correction while
-    keeping whatever the given transforms hold beyond kinematics (per-frame shapes, for example), and
-    is the identity when the corrections are zero.
-    """
-    count = poses.shape[0]
-    joints = rest_joints.expand(count, -1, -1)
-
-    def kinematics(pose: Tensor, rh: Tensor, th: Tensor) -> Tensor:
-        transforms, _ = forward_kinematics(pose_to_local_rotations(pose), joints, parents)
-        return global_transform(rh, th)[:, None] @ transforms
-
-    given = kinematics(poses, global_rotation, global_translation)
-    corrected = kinematics(
-        poses + pose_correction.reshape(count, -1),
-        global_rotation + rotation_correction,
-        global_translation + translation_correction,
-    )
-    return corrected @ torch.linalg.inv(given)
+    """Rest -> observation bone transforms of fits by forward kinematics of the rest joints (``Rh``/``Th`` included)."""
+    joints = rest_joints.expand(poses.shape[0], -1, -1)
+    transforms, _ = forward_kinematics(pose_to_local_rotations(poses), joints, parents)
+    return global_transform(global_rotation, global_translation)[:, None] @ transforms
 
 
 def _repose_after_loading(body: "BodyFrames", incompatible_keys) -> None:
@@ -257,9 +237,20 @@ class BodyFrames(nn.Module):
         self.register_buffer("canonical_vertices", canonical_vertices, persistent=False)
         self.register_buffer("given_bone_transforms", bone_transforms, persistent=False)
         """Canonical -> observation bone transforms of the given fits."""
+        self.register_buffer("beyond_kinematics", self._beyond_kinematics(bone_transforms, None), persistent=False)
         self.register_buffer("published_bone_transforms", bone_transforms.clone(), persistent=False)
         self.register_buffer("published_vertices", self.given_vertices.clone(), persistent=False)
         self._revisions += 1
+
+    def _beyond_kinematics(self, bone_transforms: Tensor, rows: Optional[slice]) -> Float[Tensor, "F 24 4 4"]:
+        """``K^-1 G`` per row: what the given canonical -> observation transforms ``G`` hold beyond the fit's
+        forward kinematics ``K`` (the canonical rebasing, per-frame shapes). A corrected fit's transforms are
+        ``K(corrected) K^-1 G``: the given ones when the corrections are zero. Made once, not per step."""
+        rows = slice(None) if rows is None else rows
+        kinematics = fit_kinematics(
+            self.rest_joints, self.parents, self.poses[rows], self.global_rotation[rows], self.global_translation[rows]
+        )
+        return torch.linalg.inv(kinematics) @ bone_transforms
 
     # ------------------------------------------------------------------ rows and frame ids
 
@@ -351,12 +342,12 @@ class BodyFrames(nn.Module):
     def corrected_bone_transforms(self, rows: Int[Tensor, "M"]) -> Float[Tensor, "M 24 4 4"]:
         if not self.refining:
             return self.given_bone_transforms[rows]
-        corrections = correction_transforms(
-            self.rest_joints, self.parents, self.poses[rows], self.global_rotation[rows],
-            self.global_translation[rows], self.pose_correction[rows], self.rotation_correction[rows],
-            self.translation_correction[rows],
+        corrected = fit_kinematics(
+            self.rest_joints, self.parents, self.poses[rows] + self.pose_correction[rows].flatten(-2),
+            self.global_rotation[rows] + self.rotation_correction[rows],
+            self.global_translation[rows] + self.translation_correction[rows],
         )  # fmt: skip
-        return corrections @ self.given_bone_transforms[rows]
+        return corrected @ self.beyond_kinematics[rows]
 
     # ------------------------------------------------------------------ pose refinement
 
@@ -448,6 +439,8 @@ class BodyFrames(nn.Module):
             ("published_vertices", vertices.clone()),
         ):
             setattr(self, name, torch.cat([getattr(self, name), value]))
+        appended = self._beyond_kinematics(bone_transforms, slice(first, None))
+        self.beyond_kinematics = torch.cat([self.beyond_kinematics, appended])
         self.times = frame_times(self.frame_ids).to(device)
         for parameter in self.correction_parameters():
             parameter.data = torch.cat([parameter.data, parameter.data.new_zeros(count, *parameter.shape[1:])])

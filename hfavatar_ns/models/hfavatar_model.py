@@ -107,12 +107,16 @@ class HFAvatarModel(Model):
         self.body.set_canonical_pose(star_pose(cfg.canonical_leg_angle))
         canonical = self.body.canonical_body()
         bounds = self.body.canonical_bounds(cfg.canonical_margin)
-        prior_sdf = PriorSDF(canonical.vertices, canonical.faces, bounds, cfg.prior_sdf_resolution, cfg.prior_sdf_isotropic)
+        prior_sdf = PriorSDF(
+            canonical.vertices, canonical.faces, bounds, cfg.prior_sdf_resolution, cfg.prior_sdf_isotropic
+        )
         self.field = AvatarField(cfg.sdf_field, bounds, prior_sdf)
         self.deformation = BackwardDeformation(cfg.deformation, self.body)
         self.sampler = InnerSampler(cfg.sampler)
         self.sampler.set_bodies(self.body, self.scene_box.aabb)
-        self.canonical_sampler = InnerSampler(dataclasses.replace(cfg.sampler, num_samples=cfg.canonical_render_samples))
+        self.canonical_sampler = InnerSampler(
+            dataclasses.replace(cfg.sampler, num_samples=cfg.canonical_render_samples)
+        )
         self.canonical_sampler.set_frames(canonical.vertices[None], canonical.faces, bounds)
         self.viewer_controls = ViewerFrameControls(self.body)
         self.cos_anneal_ratio = 1.0 if cfg.cos_anneal_end <= 0 else 0.0
@@ -176,8 +180,14 @@ class HFAvatarModel(Model):
     def update_to_step(self, step: int) -> None:  # on loading a checkpoint: render as trained, not as at step 0
         self.set_progress(step)
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.set_progress, update_every_num_iters=1)]
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        return [
+            TrainingCallback(
+                [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.set_progress, update_every_num_iters=1
+            )
+        ]
 
     # ------------------------------------------------------------------ rendering
 
@@ -260,7 +270,9 @@ class HFAvatarModel(Model):
         }
         if self.config.normal_smoothness_loss_mult > 0:
             radius = self.config.normal_smoothness_radius
-            near = near_surface_points(points_canonical, geometry.sdf, 2.0 * radius, self.config.normal_smoothness_points)
+            near = near_surface_points(
+                points_canonical, geometry.sdf, 2.0 * radius, self.config.normal_smoothness_points
+            )
             if near is not None:
                 pairs = torch.cat([near, near + radius * torch.randn_like(near)])
                 outputs["smoothness_gradients"] = self.field.sdf_and_gradient(pairs).gradient.reshape(2, -1, 3)
@@ -271,8 +283,9 @@ class HFAvatarModel(Model):
         """Render the canonical avatar (no deformation). With a ``row`` the rays are in observation space and
         the canonical body stands where that frame's pelvis is; with ``None`` they are in canonical space."""
         device = ray_bundle.origins.device
-        rows = torch.tensor([0 if row is None else int(row)], device=self.body.poses.device)
-        pelvis = torch.eye(4, device=device) if row is None else self.body.corrected_bone_transforms(rows)[0, 0]
+        pelvis = torch.eye(4, device=device)
+        if row is not None:
+            pelvis = self.body.corrected_bone_transforms(torch.tensor([int(row)], device=self.body.poses.device))[0, 0]
         rotation, translation = pelvis[:3, :3].to(device), pelvis[:3, 3].to(device)
         rays = RayBundle(
             origins=(ray_bundle.origins - translation) @ rotation,  # R^T (o - t), as row vectors
@@ -353,6 +366,8 @@ class HFAvatarModel(Model):
         margin = self.config.sampler.margin + 0.05
         motion_box = self.body.posed_bounds(rows.tolist(), margin).to(self.sampler.scene_aabb)
         scene = self.sampler.scene_aabb
-        self.sampler.set_bodies(self.body, torch.stack([scene[0].minimum(motion_box[0]), scene[1].maximum(motion_box[1])]))
+        self.sampler.set_bodies(
+            self.body, torch.stack([scene[0].minimum(motion_box[0]), scene[1].maximum(motion_box[1])])
+        )
         self.viewer_controls.rows_changed()
         return rows
