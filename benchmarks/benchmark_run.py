@@ -28,7 +28,9 @@ def override(config, assignment: str) -> None:
     for parent in parents:
         target = getattr(target, parent)
     current = getattr(target, name)
-    if isinstance(current, bool):
+    if text == "None":
+        value = None
+    elif isinstance(current, bool):
         value = text.lower() in ("1", "true", "yes")
     elif current is None:
         value = text

@@ -11,6 +11,11 @@ model's own mesh for geometry). Writes the figures as JSON.
     python benchmarks/quality_benchmark.py --data data/synth-default --steps 1000
     python benchmarks/quality_benchmark.py --method hfavatar --device cuda --steps 3000 --curve-every 250
 
+``--eval-data CAPTURE`` scores against another capture of the same images (hfavatar-synth with the same
+seed and no fit/mask errors): a run trained on noisy fits or masks is scored on exact masks. With the
+capture's exact fits (``ground_truth/fits``) it also reports the fits' errors at the training frames,
+given and refined.
+
 ``--curve-every K`` also renders two held-out images every K steps and records (training seconds,
 PSNR): how fast a device reaches a given quality. ``--max-train-seconds S`` ends training after S seconds
 of it (evaluation time not counted), whatever ``--steps`` says: runs sized in time on an unknown device.
@@ -47,6 +52,8 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=8,
                         help="images per split, evenly spread (0: all); full-image renders are slow on a CPU")
     parser.add_argument("--max-train-seconds", type=float, default=0.0, help="end training after this long (0: off)")
+    parser.add_argument("--eval-data", type=Path, default=None,
+                        help="capture to score against (same images, exact masks); default: --data")
     parser.add_argument("--json", type=Path, default=Path("outputs/benchmarks/quality.json"))
     args = parser.parse_args()
     config = run_config(args, args.steps, experiment_name=f"quality-{args.method}-{args.data.name}")
@@ -91,13 +98,19 @@ def main() -> None:
     train_seconds = time.time() - started - evaluation_seconds[0]
     model = trainer.pipeline.model
     model.eval()
+    model.body.refresh(tolerance=0.0)  # the body prior's meshes exactly at the refined fits
+
+    eval_data = args.eval_data or args.data
 
     def image_metrics(split: str):
-        dataparser = trainer.pipeline.datamanager.dataparser
-        dataparser.config.test_split = split
+        import dataclasses
+
         from nerfstudio.data.datasets.base_dataset import InputDataset
 
-        dataset = InputDataset(dataparser.get_dataparser_outputs(split="test"))
+        dataparser_config = dataclasses.replace(
+            trainer.pipeline.datamanager.dataparser.config, data=eval_data, test_split=split
+        )
+        dataset = InputDataset(dataparser_config.setup().get_dataparser_outputs(split="test"))
         values = {"psnr": [], "ssim": []}
         indices = np.arange(len(dataset))
         if 0 < args.max_images < len(dataset):
@@ -113,7 +126,7 @@ def main() -> None:
         return {key: float(np.mean(v)) for key, v in values.items()} | {"images": len(indices)}
 
     report = {
-        "data": str(args.data), "method": args.method, "steps": steps_run[0], "train_seconds": train_seconds,
+        "data": str(args.data), "eval_data": str(eval_data), "method": args.method, "steps": steps_run[0], "train_seconds": train_seconds,
         "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
         "curve": curve,
         "overrides": args.set,
@@ -135,14 +148,30 @@ def main() -> None:
     training_rows = trainer.pipeline.model.body.training_rows()
     rows = [training_rows[0], training_rows[len(training_rows) // 2], training_rows[-1]]
     evaluating = time.time()
-    geometry = compare_posed_geometry(model, args.data, rows, resolution=args.mesh_resolution)
+    geometry = compare_posed_geometry(model, eval_data, rows, resolution=args.mesh_resolution)
     print(f"geometry evaluated in {time.time() - evaluating:.0f} s", flush=True)
     report["avatar"]["geometry"] = geometry.avatar
     report["body_prior"]["geometry"] = geometry.body_prior
     report["chamfer_ratio_avatar_to_prior"] = geometry.avatar["chamfer_mm"] / geometry.body_prior["chamfer_mm"]
 
+    report["fit_errors"] = training_fit_errors(model.body, eval_data)
     save_report()
     print(json.dumps(report, indent=2))
+
+
+def training_fit_errors(body, capture_root: Path):
+    """The given and the refined fits' errors at the training frames, against the capture's exact fits."""
+    from hfavatar_ns.evaluation.fit_errors import fit_errors, read_true_fits
+
+    rows = body.training_rows()
+    truth = read_true_fits(capture_root, [body.frame_id(row) for row in rows])
+    if truth is None:
+        return None
+    body_model = body.body_model.make()
+    return {
+        "given": fit_errors(body_model, body.fit_parameters(rows, refined=False), truth).as_dict(),
+        "refined": fit_errors(body_model, body.fit_parameters(rows, refined=True), truth).as_dict(),
+    }
 
 
 if __name__ == "__main__":

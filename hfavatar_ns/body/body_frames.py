@@ -328,6 +328,19 @@ class BodyFrames(nn.Module):
             poses = poses + self.pose_correction[rows].flatten(-2)
         return poses
 
+    @torch.no_grad()
+    def fit_parameters(self, rows: Sequence[int], refined: bool = True) -> Dict[str, Tensor]:
+        """The fits of ``rows`` as a capture writes them (``poses`` ``[N, 72]``, ``Rh``, ``Th``, ``shapes``):
+        with ``refined``, the given fits plus any learned corrections, else the given fits."""
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.poses.device)
+        poses, rotation, translation = self.poses[index], self.global_rotation[index], self.global_translation[index]
+        if refined and hasattr(self, "pose_correction"):
+            poses = poses + self.pose_correction[index].flatten(-2)
+            rotation = rotation + self.rotation_correction[index]
+            translation = translation + self.translation_correction[index]
+        shapes = self.shape.expand(index.numel(), -1)
+        return {"poses": poses.clone(), "Rh": rotation.clone(), "Th": translation.clone(), "shapes": shapes.clone()}
+
     def bone_transform_table(self, rows: Int[Tensor, "N"]) -> Tuple[Float[Tensor, "M 24 4 4"], Int[Tensor, "N"]]:
         """Canonical -> observation bone transforms for a batch: a table and each entry's row in it.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable
+from typing import TYPE_CHECKING, Dict, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ def avatar_losses(
     mask: Float[Tensor, "R 1"],
     skinning_parameters: Iterable[nn.Parameter],
     body_corrections: Dict[str, Tensor],
+    trusted: Optional[Float[Tensor, "R 1"]] = None,
 ) -> Dict[str, Tensor]:
     """Every loss term, each already multiplied by its weight in ``config`` (terms with weight 0 are left out).
 
@@ -33,12 +34,21 @@ def avatar_losses(
         mask: the foreground mask of each ray.
         skinning_parameters: the learned skinning residual (kept near the body's weights).
         body_corrections: mean squared pose-refinement corrections (``BodyFrames.correction_magnitudes``).
+        trusted: rays whose mask label the image and colour losses may use (``None``: all); the others are
+            left out of them (see :mod:`hfavatar_ns.model_components.mask_trust`).
     """
-    losses = {"rgb_loss": config.rgb_loss_mult * F.l1_loss(outputs["rgb"], target)}
+    weight = torch.ones_like(mask) if trusted is None else trusted.to(mask.dtype)
+    count = weight.sum().clamp_min(1.0)
+    colour_error = (outputs["rgb"] - target).abs().mean(dim=-1, keepdim=True)
+    losses = {"rgb_loss": config.rgb_loss_mult * (colour_error * weight).sum() / count}
     accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
-    losses["mask_loss"] = config.mask_loss_mult * F.binary_cross_entropy(accumulation, mask)
+    mask_error = F.binary_cross_entropy(accumulation, mask, reduction="none")
+    losses["mask_loss"] = config.mask_loss_mult * (mask_error * weight).sum() / count
     if "ray_min_sdf" in outputs and config.silhouette_loss_mult > 0:
-        silhouette = silhouette_loss(outputs["ray_min_sdf"], mask, config.silhouette_sharpness)
+        ray_min_sdf = outputs["ray_min_sdf"]
+        if trusted is not None:  # an untrusted ray is one the silhouette loss must not act on
+            ray_min_sdf = torch.where(trusted, ray_min_sdf, torch.full_like(ray_min_sdf, float("inf")))
+        silhouette = silhouette_loss(ray_min_sdf, mask, config.silhouette_sharpness)
         if silhouette is not None:
             losses["silhouette_loss"] = config.silhouette_loss_mult * silhouette
     if "eikonal_gradients" in outputs:

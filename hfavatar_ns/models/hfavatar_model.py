@@ -17,12 +17,11 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
-from torch import Tensor, nn
-
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
+from torch import Tensor, nn
 
 from hfavatar_ns.body.body_frames import BodyFrames
 from hfavatar_ns.body.canonical_pose import star_pose
@@ -38,6 +37,7 @@ from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
 from hfavatar_ns.geometry.prior_sdf import PriorSDF
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
+from hfavatar_ns.model_components.mask_trust import contradicted_background
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
 from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite
 from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
@@ -64,6 +64,11 @@ class HFAvatarModelConfig(ModelConfig):
     """Colour of pixels outside the foreground mask (ZJU-MoCap methods train on black)."""
     rgb_loss_mult: float = 1.0
     mask_loss_mult: float = 1.0
+    mask_trust_margin: Optional[float] = 0.1
+    """Leave a background-labelled ray out of the mask, silhouette and colour losses when the avatar renders it
+    opaque in a colour closer to the pixel than the background's by this much (mean absolute, 0-1): real masks
+    miss hands and feet, and trusting them erases the limb (``mask_trust.contradicted_background``). None:
+    trust every mask pixel."""
     eikonal_loss_mult: float = 0.3
     residual_loss_mult: float = 0.05
     """L1 on the residual SDF: keep to the body where the images say nothing."""
@@ -311,9 +316,16 @@ class HFAvatarModel(Model):
         return {"psnr": psnr(outputs["rgb"].clamp(0, 1).detach(), target), "inv_s": self.field.inv_s().detach()}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
-        target, mask = self.target_rgb(batch, outputs["rgb"].device)
+        device = outputs["rgb"].device
+        target, mask = self.target_rgb(batch, device)
+        ignored = contradicted_background(
+            mask, batch["image"].to(device)[..., :3].float(), outputs["rgb"], outputs["accumulation"],
+            self.background(device), self.config.mask_trust_margin,
+        )  # fmt: skip
         skinning = self.deformation.skinning_field.parameters()
-        return avatar_losses(self.config, outputs, target, mask, skinning, self.body.correction_magnitudes())
+        return avatar_losses(
+            self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(), trusted=~ignored
+        )
 
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*bs 4"]:
         # nerfstudio's exporters and viewer call this; the base class expects an RGBRenderer we do not have.

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Literal, Optional
 
-PresetName = Literal["tiny", "default", "zju"]
+from hfavatar_ns.synth.capture_errors import FitErrorSpec, MaskErrorSpec
+
+PresetName = Literal["tiny", "default", "zju", "mono"]
 
 
 @dataclass
@@ -50,6 +52,42 @@ class SynthConfig:
     """JPEG quality of the images."""
     write_posed_meshes: bool = True
     """Write ``ground_truth/posed/{i:06d}.ply`` for every frame."""
+    monocular: bool = False
+    """Train from one camera (``Camera_B1``); the other cameras are written for evaluation only."""
+    fit_joint_noise_deg: float = 0.0
+    """RMS rotation error of every body joint in the written fits (degrees); the truth is kept in ``ground_truth/fits``."""
+    fit_rotation_noise_deg: float = 0.0
+    """RMS error of the written global rotation ``Rh`` (degrees)."""
+    fit_translation_noise_m: float = 0.0
+    """RMS error of the written global translation ``Th`` (metres)."""
+    fit_shape_noise: float = 0.0
+    """Standard deviation of the error of each written shape coefficient (body models with a shape space)."""
+    fit_noise_correlation_frames: float = 8.0
+    """Frames over which fit errors drift (0: independent per frame); a quarter of their variance flickers."""
+    mask_boundary_jitter_px: float = 0.0
+    """RMS displacement of the written masks' outlines (pixels); true masks go to ``ground_truth/mask_cihp``."""
+    mask_missing_limb_rate: float = 0.0
+    """Share of written masks that miss a visible hand or foot."""
+    mask_blob_rate: float = 0.0
+    """Share of written masks with a blob of background labelled as the person, at its outline."""
+
+    @property
+    def fit_errors(self) -> FitErrorSpec:
+        return FitErrorSpec(
+            joint_deg=self.fit_joint_noise_deg,
+            global_rotation_deg=self.fit_rotation_noise_deg,
+            translation_m=self.fit_translation_noise_m,
+            shape=self.fit_shape_noise,
+            correlation_frames=self.fit_noise_correlation_frames,
+        )
+
+    @property
+    def mask_errors(self) -> MaskErrorSpec:
+        return MaskErrorSpec(
+            boundary_jitter_px=self.mask_boundary_jitter_px,
+            missing_limb_rate=self.mask_missing_limb_rate,
+            blob_rate=self.mask_blob_rate,
+        )
 
     @staticmethod
     def from_preset(name: str, **overrides) -> "SynthConfig":
@@ -68,4 +106,9 @@ PRESETS: Dict[str, SynthConfig] = {
     "default": SynthConfig(preset="default", num_cameras=8, num_frames=30, resolution=256, frame_step=2),
     # ZJU-MoCap sized: 23 cameras, 300 frames, 1024x1024.
     "zju": SynthConfig(preset="zju", num_cameras=23, num_frames=300, resolution=1024, frame_step=1),
+    # One camera, as a phone video: 36 training frames walk a full circle (every side faces the camera),
+    # 12 more are novel poses; 4 held-out cameras around the ring score novel views.
+    "mono": SynthConfig(
+        preset="mono", num_cameras=5, num_frames=48, resolution=256, frame_step=4, turn_period=144.0, monocular=True
+    ),
 }

@@ -86,7 +86,7 @@ def render(
     light_direction: Float[Array, "3"],
     ambient: float = 0.45,
     diffuse: float = 0.7,
-) -> Tuple[Float[Array, "R 3"], Int[Array, "R"], Float[Array, "R"]]:
+) -> Tuple[Float[Array, "R 3"], Int[Array, "R"], Float[Array, "R"], Int[Array, "R"]]:
     """Render rays against a posed mesh.
 
     Args:
@@ -104,6 +104,7 @@ def render(
         colour: shaded colour in [0, 1] per ray (0 where nothing is hit).
         material: material id of the hit face per ray, ``-1`` where nothing is hit.
         distance: distance along the ray to the hit, ``inf`` where nothing is hit.
+        face: index of the hit face per ray, ``-1`` where nothing is hit.
     """
     faces = intersector.mesh.faces
     hits = first_hits(intersector, origins, directions)
@@ -111,8 +112,9 @@ def render(
     colour = np.zeros((num_rays, 3))
     material = np.full(num_rays, -1, dtype=np.int64)
     distance = np.full(num_rays, np.inf)
+    face = np.full(num_rays, -1, dtype=np.int64)
     if len(hits.ray_index) == 0:
-        return colour, material, distance
+        return colour, material, distance, face
 
     normals = interpolate(vertex_normals, faces, hits)
     normals /= np.clip(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12, None)
@@ -125,4 +127,5 @@ def render(
     colour[hits.ray_index] = lambert(albedo_fn(canonical, hit_material), normals, light_direction, ambient, diffuse)
     material[hits.ray_index] = hit_material
     distance[hits.ray_index] = np.einsum("mc,mc->m", hits.location - origins[hits.ray_index], ray_dirs)
-    return colour, material, distance
+    face[hits.ray_index] = hits.face_index
+    return colour, material, distance, face

@@ -5,13 +5,17 @@ Layout (``OUT/``)::
     annots.npy                        {"cams": {"K", "R", "T" (mm), "D"}, "ims": [{"ims": [...]}, ...]}
     Camera_B{k}/{i:06d}.jpg           k = 1..num_cameras, i = 0..num_frames-1
     mask_cihp/Camera_B{k}/{i:06d}.png part labels (uint8): 0 background, 1 skin, 2 top, 3 bottom, 4 shoes, 5 hair
-    new_params/{i}.npy                {"poses" (1,72), "Rh" (1,3), "Th" (1,3), "shapes" (1,10)}
-    new_vertices/{i}.npy              posed body model vertices, world metres
+    new_params/{i}.npy                {"poses" (1,72), "Rh" (1,3), "Th" (1,3), "shapes" (1,10)}: the fits
+                                      (exact, or with the errors the config asks for)
+    new_vertices/{i}.npy              the fits' posed body model vertices, world metres
+    split.json                        training cameras and frames, held-out frames (see capture_protocol)
     body_model.json                   {"kind", "gender", "generator", "preset", "seed", ...}
     ground_truth/canonical.ply        clothed subject, canonical pose (body model frame), vertex colours
     ground_truth/posed/{i:06d}.ply    clothed subject per frame, world coordinates: the faces some camera
                                       of the capture sees (see hfavatar_ns.synth.visible_surface)
     ground_truth/subject.npz          canonical vertices, faces, skinning weights, materials, skirt flags
+    ground_truth/fits/{i}.npy         the exact fits (``new_params`` format)
+    ground_truth/mask_cihp/...        the exact masks, when the written ones have errors
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ from hfavatar_ns.body.base import BodyModel
 from hfavatar_ns.body.skinning import linear_blend_skinning
 from hfavatar_ns.errors import InputError
 from hfavatar_ns.synth import cameras as cam
+from hfavatar_ns.synth.capture_errors import corrupt_mask, limb_end_pixels, perturb_fits
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.garment import PART_LABELS, ClothedSubject, build_clothed_subject
 from hfavatar_ns.synth.motion import ground_translation, walking_motion
-from hfavatar_ns.synth.visible_surface import visible_surface
 from hfavatar_ns.synth.raycast import embree_intersector, render
 from hfavatar_ns.synth.texture import TextureParams, albedo
+from hfavatar_ns.synth.visible_surface import visible_surface
 
 LIGHT_DIRECTION = np.array([0.35, -0.55, 0.75])
 """Towards the light, world z-up: from above, slightly to one side."""
@@ -56,6 +61,8 @@ class Sequence:
     Th: np.ndarray  # (F, 3)
     shapes: np.ndarray  # (10,)
     cameras: cam.RingCameras
+    fits: Dict[str, np.ndarray]
+    """The fits written to ``new_params``: the truth above, or the truth with errors (poses, Rh, Th, shapes)."""
 
 
 def camera_name(index: int) -> str:
@@ -123,7 +130,16 @@ def make_sequence(config: SynthConfig, body_model: BodyModel) -> Sequence:
     K = cam.intrinsics(config.num_cameras, focal, size, size, rng)
     D = cam.random_distortion(config.num_cameras, config.max_distortion, rng)
     cameras = cam.RingCameras(K=K, R=R, T=T, D=D, width=size, height=size)
-    return Sequence(subject=subject, poses=motion.poses, Rh=motion.Rh, Th=Th, shapes=shapes, cameras=cameras)
+    errors = config.fit_errors
+    if config.body_model == "free":  # no shape space: a shape error would be a no-op passed off as one
+        errors = dataclasses.replace(errors, shape=0.0)
+    if errors.any:
+        fits = perturb_fits(motion.poses, motion.Rh, Th, shapes, errors, config.seed)
+    else:
+        fits = {"poses": motion.poses, "Rh": motion.Rh, "Th": Th, "shapes": shapes}
+    return Sequence(
+        subject=subject, poses=motion.poses, Rh=motion.Rh, Th=Th, shapes=shapes, cameras=cameras, fits=fits
+    )
 
 
 def _prepare_output(output_dir: Path, overwrite: bool) -> None:
@@ -164,6 +180,8 @@ class _FrameWriter:
     sequence: Sequence
     params: TextureParams
     directions: List[np.ndarray]
+    face_bone: np.ndarray
+    """The joint each face of the subject is skinned to most (which faces a mask's missing hand removes)."""
 
     def albedo(self, points, material):
         return albedo(points, material, self.params)
@@ -172,18 +190,20 @@ class _FrameWriter:
         sequence, size = self.sequence, self.config.resolution
         subject, cameras = sequence.subject, sequence.cameras
         frame = slice(i, i + 1)
-        body_vertices, bones, _ = _pose(
-            self.body_model, sequence.poses[frame], sequence.Rh[frame], sequence.Th[frame], sequence.shapes
-        )
+        _, bones, _ = _pose(self.body_model, sequence.poses[frame], sequence.Rh[frame], sequence.Th[frame], sequence.shapes)
         posed = pose_subject(subject, bones)[0]
-        params_i = {
-            "poses": sequence.poses[frame].astype(np.float32),
-            "Rh": sequence.Rh[frame].astype(np.float32),
-            "Th": sequence.Th[frame].astype(np.float32),
-            "shapes": sequence.shapes[None].astype(np.float32),
-        }
-        np.save(self.output_dir / "new_params" / f"{i}.npy", params_i, allow_pickle=True)
-        np.save(self.output_dir / "new_vertices" / f"{i}.npy", body_vertices[0].numpy().astype(np.float32))
+        fits = sequence.fits
+        fit_vertices, _, _ = _pose(self.body_model, fits["poses"][frame], fits["Rh"][frame], fits["Th"][frame], fits["shapes"])
+        for folder, source in (("new_params", fits), ("ground_truth/fits", None)):
+            values = source or {"poses": sequence.poses, "Rh": sequence.Rh, "Th": sequence.Th, "shapes": sequence.shapes}
+            params_i = {
+                "poses": values["poses"][frame].astype(np.float32),
+                "Rh": values["Rh"][frame].astype(np.float32),
+                "Th": values["Th"][frame].astype(np.float32),
+                "shapes": values["shapes"][None].astype(np.float32),
+            }
+            np.save(self.output_dir / folder / f"{i}.npy", params_i, allow_pickle=True)
+        np.save(self.output_dir / "new_vertices" / f"{i}.npy", fit_vertices[0].numpy().astype(np.float32))
         if self.config.write_posed_meshes:
             visible_vertices, visible_faces = visible_surface(posed, subject.faces, cameras.centres)
             trimesh.Trimesh(visible_vertices, visible_faces, process=False).export(
@@ -192,22 +212,29 @@ class _FrameWriter:
 
         intersector = embree_intersector(posed, subject.faces)
         vertex_normals = np.asarray(trimesh.Trimesh(posed, subject.faces, process=False).vertex_normals)
+        mask_errors = self.config.mask_errors
         for c in range(len(cameras)):
             dirs = self.directions[c].astype(np.float64)
             origins = np.broadcast_to(cameras.centres[c], dirs.shape)
-            colour, material, _ = render(
+            colour, material, _, face = render(
                 intersector, vertex_normals, subject.vertices, subject.face_material, self.albedo,
                 origins, dirs, LIGHT_DIRECTION, AMBIENT, DIFFUSE,
             )  # fmt: skip
             image = np.round(colour.reshape(size, size, 3) * 255).astype(np.uint8)
             labels = np.where(material >= 0, PART_LABELS[np.clip(material, 0, None)], 0).astype(np.uint8)
+            labels = labels.reshape(size, size)
             name = camera_name(c)
             cv2.imwrite(
                 str(self.output_dir / name / f"{i:06d}.jpg"),
                 image[..., ::-1],
                 [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality],
             )
-            cv2.imwrite(str(self.output_dir / "mask_cihp" / name / f"{i:06d}.png"), labels.reshape(size, size))
+            if mask_errors.any:
+                cv2.imwrite(str(self.output_dir / "ground_truth" / "mask_cihp" / name / f"{i:06d}.png"), labels)
+                rng = np.random.default_rng([self.config.seed, 12, i, c])
+                limbs = limb_end_pixels(face.reshape(size, size), self.face_bone)
+                labels = corrupt_mask(labels, limbs, mask_errors, rng)
+            cv2.imwrite(str(self.output_dir / "mask_cihp" / name / f"{i:06d}.png"), labels)
 
 
 _FORKED_WRITER: Optional[_FrameWriter] = None
@@ -245,9 +272,12 @@ def generate_capture(
     )
     num_cameras, num_frames, size = len(cameras), config.num_frames, config.resolution
 
-    for folder in ["new_params", "new_vertices", "ground_truth/posed"] + [
-        p for c in range(num_cameras) for p in (camera_name(c), f"mask_cihp/{camera_name(c)}")
-    ]:
+    folders = ["new_params", "new_vertices", "ground_truth/posed", "ground_truth/fits"]
+    for c in range(num_cameras):
+        folders += [camera_name(c), f"mask_cihp/{camera_name(c)}"]
+        if config.mask_errors.any:
+            folders.append(f"ground_truth/mask_cihp/{camera_name(c)}")
+    for folder in folders:
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
     _write_annots(output_dir, cameras, num_frames)
     trimesh.Trimesh(subject.vertices, subject.faces, vertex_colors=_vertex_colours(subject, params), process=False).export(
@@ -272,6 +302,7 @@ def generate_capture(
             cam.pixel_rays(cameras.K[c], cameras.R[c], cameras.T[c], cameras.D[c], size, size)[1].astype(np.float32)
             for c in range(num_cameras)
         ],
+        face_bone=subject.skinning_weights[subject.faces].sum(axis=1).argmax(axis=-1),
     )
     bar = tqdm(total=num_frames * num_cameras, desc="hfavatar-synth", unit="img", disable=not progress)
     workers = max(1, min(workers, num_frames))
@@ -306,17 +337,24 @@ def generate_capture(
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
     }
     (output_dir / "body_model.json").write_text(json.dumps(info, indent=2) + "\n")
-    (output_dir / "split.json").write_text(json.dumps(capture_protocol(num_cameras, num_frames), indent=2) + "\n")
+    (output_dir / "split.json").write_text(json.dumps(capture_protocol(num_cameras, num_frames, config.monocular), indent=2) + "\n")
     return output_dir
 
 
-def capture_protocol(num_cameras: int, num_frames: int) -> Dict[str, object]:
+def capture_protocol(num_cameras: int, num_frames: int, monocular: bool = False) -> Dict[str, object]:
     """The capture's train/test protocol, NeuralBody-like: 4 (or half the) cameras spread around the ring
     train on the first two thirds of the frames; the other cameras are the novel views, the last third
-    of the frames the novel poses; held-out frames every k-th so each set has about four frames."""
-    num_train_cameras = 4 if num_cameras >= 8 else max(1, num_cameras // 2)
-    train_cameras = sorted({int(round(c)) for c in np.linspace(0, num_cameras, num_train_cameras, endpoint=False)})
-    num_train_frames = max(1, int(round(num_frames * 2 / 3)))
+    of the frames the novel poses; held-out frames every k-th so each set has about four frames.
+
+    ``monocular``: camera 0 alone trains, on the first three quarters of the frames, as the HumanNeRF
+    protocol trains on one ZJU-MoCap camera; the other cameras only score novel views."""
+    if monocular:
+        train_cameras = [0]
+        num_train_frames = max(1, int(round(num_frames * 3 / 4)))
+    else:
+        num_train_cameras = 4 if num_cameras >= 8 else max(1, num_cameras // 2)
+        train_cameras = sorted({int(round(c)) for c in np.linspace(0, num_cameras, num_train_cameras, endpoint=False)})
+        num_train_frames = max(1, int(round(num_frames * 2 / 3)))
     return {
         "train_cameras": train_cameras,
         "train_frames": [0, num_train_frames],
