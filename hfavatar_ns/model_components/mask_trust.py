@@ -19,16 +19,15 @@ def contradicted_background(
 ) -> Bool[Tensor, "R 1"]:
     """Rays labelled background whose pixel the avatar already explains as foreground.
 
-    A ray counts when the avatar renders it opaque (accumulation above 0.5), the pixel is not the
-    background colour, and the avatar's colour is closer to the pixel than the background colour is, by
-    ``margin`` (mean absolute difference over channels, in [0, 1]). The avatar learned that colour from
-    the views whose masks show the limb, so a mask that misses it there is the likelier mistake; a ray
-    through true background rarely shows the avatar's colour. ``margin=None``: trust every label.
+    A ray counts when the avatar renders it opaque (accumulation above 0.5) in the pixel's colour (mean
+    absolute difference over channels at most ``margin``, colours in [0, 1]) and that colour is not the
+    background's (more than ``margin`` from it). The avatar learned that colour from the views whose masks
+    show the limb, so a mask that misses it there is the likelier mistake; true background rarely shows
+    the avatar's own colour. ``margin=None``: trust every label.
     """
     if margin is None:
         return torch.zeros_like(mask, dtype=torch.bool)
     rendered, accumulation = rendered.detach(), accumulation.detach()
-    to_image = (rendered - image).abs().mean(dim=-1, keepdim=True)
-    to_background = (rendered - background).abs().mean(dim=-1, keepdim=True)
+    explained = (rendered - image).abs().mean(dim=-1, keepdim=True) <= margin
     image_is_background = (image - background).abs().mean(dim=-1, keepdim=True) <= margin
-    return (mask < 0.5) & (accumulation > 0.5) & ~image_is_background & (to_image + margin < to_background)
+    return (mask < 0.5) & (accumulation > 0.5) & explained & ~image_is_background

@@ -66,7 +66,7 @@ class HFAvatarModelConfig(ModelConfig):
     mask_loss_mult: float = 1.0
     mask_trust_margin: Optional[float] = 0.1
     """Leave a background-labelled ray out of the mask, silhouette and colour losses when the avatar renders it
-    opaque in a colour closer to the pixel than the background's by this much (mean absolute, 0-1): real masks
+    opaque in the pixel's colour, within this much (mean absolute, 0-1), and the pixel is not background: real masks
     miss hands and feet, and trusting them erases the limb (``mask_trust.contradicted_background``). None:
     trust every mask pixel."""
     eikonal_loss_mult: float = 0.3

@@ -1,0 +1,57 @@
+"""Mask labels the avatar's colour contradicts stay out of the losses; every other ray counts as before."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hfavatar_ns.model_components.avatar_losses import avatar_losses
+from hfavatar_ns.model_components.mask_trust import contradicted_background
+from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
+
+BLACK = torch.zeros(3)
+SKIN = torch.tensor([0.8, 0.6, 0.5])
+
+
+def rays(*cases):
+    """(mask, image colour, rendered colour, accumulation) per ray."""
+    mask = torch.tensor([[c[0]] for c in cases], dtype=torch.float32)
+    image = torch.stack([c[1] for c in cases])
+    rendered = torch.stack([c[2] for c in cases])
+    accumulation = torch.tensor([[c[3]] for c in cases], dtype=torch.float32)
+    return mask, image, rendered, accumulation
+
+
+def test_only_a_background_label_over_a_pixel_the_avatar_explains_is_contradicted():
+    mask, image, rendered, accumulation = rays(
+        (0.0, SKIN, SKIN * 0.97, 0.95),  # a hand the mask misses: the avatar draws the pixel's colour
+        (0.0, BLACK, SKIN, 0.95),  # true background the avatar wrongly covers: the label is right
+        (0.0, SKIN, SKIN, 0.2),  # the avatar does not cover it: nothing to protect
+        (0.0, torch.tensor([0.1, 0.5, 0.9]), SKIN, 0.95),  # a coloured background, unlike the avatar
+        (1.0, SKIN, SKIN, 0.95),  # foreground labels are never doubted
+    )
+    contradicted = contradicted_background(mask, image, rendered, accumulation, BLACK, margin=0.1)
+    assert contradicted.reshape(-1).tolist() == [True, False, False, False, False]
+    assert not contradicted_background(mask, image, rendered, accumulation, BLACK, margin=None).any()
+
+
+def test_losses_without_untrusted_rays_equal_the_losses_of_the_trusted_ones():
+    config = HFAvatarModelConfig(silhouette_loss_mult=0.1, skinning_loss_mult=0.0)
+    generator = torch.Generator().manual_seed(0)
+    count = 64
+    outputs = {
+        "rgb": torch.rand(count, 3, generator=generator),
+        "accumulation": torch.rand(count, 1, generator=generator),
+        "ray_min_sdf": torch.randn(count, 1, generator=generator) * 0.05,
+    }
+    target = torch.rand(count, 3, generator=generator)
+    mask = (torch.rand(count, 1, generator=generator) > 0.5).float()
+    everything = avatar_losses(config, outputs, target, mask, [], {})
+    assert torch.allclose(everything["rgb_loss"], F.l1_loss(outputs["rgb"], target))  # unchanged without trust
+    trusted = torch.rand(count, 1, generator=generator) > 0.3
+    some = avatar_losses(config, outputs, target, mask, [], {}, trusted=trusted)
+    keep = trusted.reshape(-1)
+    subset = avatar_losses(config, {k: v[keep] for k, v in outputs.items()}, target[keep], mask[keep], [], {})
+    for name in ("rgb_loss", "mask_loss", "silhouette_loss"):
+        assert torch.allclose(some[name], subset[name]), name
+    assert not torch.allclose(some["mask_loss"], everything["mask_loss"])
