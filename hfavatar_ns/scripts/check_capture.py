@@ -8,7 +8,10 @@ model) and measures how well its parts agree:
   the foreground mask: IoU per camera, and the share of the body's pixels inside the mask (clothes
   and hair lower the IoU but not that share; wrong calibration lowers both);
 * the posed body vertices against the capture's ``new_vertices/`` (or ``vertices/``): error in mm;
-* overlay pictures (mask outline over the image, posed body tinted) for a person to look at.
+* overlay pictures (mask outline over the image, posed body tinted) for a person to look at;
+* when the capture holds its ground truth (``hfavatar-synth`` writes it): the written fits against
+  ``ground_truth/fits/`` on every frame (joint and ``Rh`` angles, ``Th`` and posed-vertex distances), and
+  the checked masks against ``ground_truth/mask_cihp/`` (IoU per camera). Real captures print nothing more.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 import tyro
 
-from hfavatar_ns.errors import exit_on_input_error
+from hfavatar_ns.errors import InputError, exit_on_input_error
 
 
 @dataclass
@@ -61,6 +64,12 @@ def evenly_spaced(count: int, wanted: int) -> List[int]:
 def mask_iou(first: np.ndarray, second: np.ndarray) -> float:
     union = np.logical_or(first, second).sum()
     return float(np.logical_and(first, second).sum() / union) if union else 1.0
+
+
+def true_mask_path(capture, frame: int, camera: int) -> Path:
+    """hfavatar-synth's exact mask of (frame row, camera row): the image's path under ``ground_truth/mask_cihp/``."""
+    relative = capture.image_paths[frame][camera].relative_to(capture.root).with_suffix(".png")
+    return capture.root / "ground_truth" / "mask_cihp" / relative
 
 
 def render_silhouette(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -105,9 +114,10 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
     from tqdm import tqdm
 
     from dataparsers.zju_mocap.camera_conversion import make_cameras
-    from dataparsers.zju_mocap.capture import read_capture, read_capture_mask
+    from dataparsers.zju_mocap.capture import read_capture, read_capture_mask, read_mask
     from hfavatar_ns.body.factory import capture_body_model_choice, make_body_model
     from hfavatar_ns.body.posing import pose_in_batches
+    from hfavatar_ns.evaluation.fit_errors import fit_errors, read_true_fits
 
     console = Console()
     capture = read_capture(config.data, params=config.params, masks=config.masks)
@@ -135,7 +145,23 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
             errors = np.linalg.norm(posed_vertices - capture.vertices, axis=-1) * 1000.0
             vertex_error_mm, vertex_error_mm_mean = float(errors.max()), float(errors.mean())
 
+    # Ground truth (hfavatar-synth): fit files are named like the capture's parameter files.
+    truth_fits_dir = capture.root / "ground_truth" / "fits"
+    true_fits = read_true_fits(capture.root, capture.param_file_indices) if truth_fits_dir.is_dir() else None
+    errors_vs_truth = fit_errors(body, params, true_fits) if true_fits is not None else None
+
     frame_rows = evenly_spaced(num_frames, config.frames_per_camera)
+    true_masks = None
+    if (capture.root / "ground_truth" / "mask_cihp").is_dir():
+        checked = [(f, c) for c in range(num_cameras) for f in frame_rows]
+        if all(true_mask_path(capture, f, c).is_file() for f, c in checked):
+            true_masks = {camera: [] for camera in range(num_cameras)}
+        else:
+            missing = sum(not true_mask_path(capture, f, c).is_file() for f, c in checked)
+            console.print(
+                f"[yellow]{capture.root / 'ground_truth' / 'mask_cihp'} lacks {missing} of the {len(checked)} "
+                "checked masks:[/yellow] the masks are not compared with the truth."
+            )
     output_dir = config.output_dir or Path("hfavatar-check") / Path(config.data).resolve().name
     output_dir.mkdir(parents=True, exist_ok=True)
     ious: List[float] = []
@@ -153,7 +179,17 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
                 silhouette = render_silhouette(
                     posed_vertices[frame], faces, rays.origins.numpy(), rays.directions.numpy()
                 )
-                mask = read_capture_mask(capture, frame, camera).astype(np.uint8)
+                mask = read_capture_mask(capture, frame, camera)
+                if true_masks is not None:
+                    truth_path = true_mask_path(capture, frame, camera)
+                    truth = read_mask(truth_path)
+                    if truth.shape != mask.shape:
+                        raise InputError(
+                            f"The true mask {truth_path} is {truth.shape[1]}x{truth.shape[0]} pixels but the "
+                            f"checked mask {capture.mask_sources(frame, camera)[0]} is {mask.shape[1]}x{mask.shape[0]}."
+                        )
+                    true_masks[camera].append(mask_iou(mask, truth))
+                mask = mask.astype(np.uint8)
                 mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
                 intersection += np.logical_and(mask, silhouette).sum()
                 union += np.logical_or(mask, silhouette).sum()
@@ -174,9 +210,39 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
     table.add_column("camera")
     table.add_column("mask IoU", justify="right")
     table.add_column("body inside mask", justify="right")
-    for name, iou, share in zip(capture.camera_names, ious, inside):
-        table.add_row(name, f"[{'green' if iou >= 0.9 else 'yellow'}]{iou:.4f}", f"[{'green' if share >= 0.95 else 'red'}]{share:.4f}")
+    mask_ious_vs_truth = None
+    if true_masks is not None:
+        mask_ious_vs_truth = [float(np.mean(true_masks[camera])) for camera in range(num_cameras)]
+        table.add_column("mask IoU vs true mask", justify="right")
+    for camera, (name, iou, share) in enumerate(zip(capture.camera_names, ious, inside)):
+        cells = [
+            name,
+            f"[{'green' if iou >= 0.9 else 'yellow'}]{iou:.4f}",
+            f"[{'green' if share >= 0.95 else 'red'}]{share:.4f}",
+        ]
+        if mask_ious_vs_truth is not None:
+            cells.append(f"{mask_ious_vs_truth[camera]:.4f}")
+        table.add_row(*cells)
     console.print(table)
+    mask_iou_vs_truth = None
+    if true_masks is not None:
+        overall = float(np.mean([iou for camera in range(num_cameras) for iou in true_masks[camera]]))
+        mask_iou_vs_truth = {"per_camera": mask_ious_vs_truth, "mean": overall}
+        console.print(
+            f"{capture.mask_dir} masks vs ground_truth/mask_cihp/: mean IoU {overall:.4f} over "
+            f"{num_cameras * len(frame_rows)} checked images"
+        )
+    if errors_vs_truth is not None:
+        console.print(
+            f"{capture.params_dir.name}/ vs ground_truth/fits/ ({errors_vs_truth.frames} frames): joints "
+            f"{errors_vs_truth.joint_angle_deg:.2f} deg, Rh {errors_vs_truth.global_rotation_deg:.2f} deg, "
+            f"Th {errors_vs_truth.translation_mm:.1f} mm, posed vertices mean {errors_vs_truth.vertex_mm:.1f} mm "
+            f"(max {errors_vs_truth.vertex_max_mm:.1f} mm)"
+        )
+    elif truth_fits_dir.is_dir():
+        console.print(
+            f"[yellow]{truth_fits_dir} lacks some frames' fits:[/yellow] the fits are not compared with the truth."
+        )
     if vertex_error_mm is not None:
         colour = "green" if vertex_error_mm < 1.0 else "red"
         console.print(
@@ -213,6 +279,8 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
         "vertex_error_mm": vertex_error_mm,
         "vertex_error_mm_mean": vertex_error_mm_mean,
         "overlays": str(sheet_path),
+        "fit_errors_vs_truth": errors_vs_truth.as_dict() if errors_vs_truth is not None else None,
+        "mask_iou_vs_truth": mask_iou_vs_truth,
     }
     if config.json is not None:
         config.json.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,9 @@
 
 * ``--canonical``: the avatar in its canonical pose;
 * ``--frame N``: posed at frame N of the capture (world coordinates, metres: it overlays the capture);
-* ``--all-frames``: every frame the avatar was trained with (one file each).
+* ``--all-frames``: every frame the avatar was trained with (one file each);
+* ``--poses``: the body fits of every capture frame, refined when the run used pose refinement, as
+  ``refined_params/{frame id}.npy`` in the capture's ``new_params/`` format (no meshing).
 
 Marching cubes on the SDF at ``--resolution`` (default 512), evaluated in chunks that fit memory,
 padded so the mesh is closed; vertex colours from the colour field. nerfstudio's own
@@ -40,6 +42,9 @@ class ExportMeshConfig:
     """Export the avatar posed at this frame id (0-based, as in the capture's annots.npy)."""
     all_frames: bool = False
     """Export every frame the avatar knows (one file per frame)."""
+    poses: bool = False
+    """Write the body fits of every capture frame (refined with pose refinement, else the given ones) to
+    refined_params/{frame id}.npy in ZJU-MoCap's new_params format."""
     resolution: int = 512
     """Marching-cubes grid resolution along each axis."""
     chunk_size: int = 65536
@@ -100,15 +105,38 @@ def frame_rows(model, config: ExportMeshConfig) -> List[Optional[int]]:
         rows.append(model.body.row_of(config.frame))
     if config.all_frames:
         rows.extend(model.body.capture_rows())
-    if not rows:
-        raise InputError("Nothing to export: pass --canonical, --frame N or --all-frames.")
     return rows
 
 
+def write_fits(body, output_dir: Path) -> List[Path]:
+    """The body fits of every capture frame of ``body`` (a ``BodyFrames``), with its pose-refinement
+    corrections when it has them, as ``output_dir/refined_params/{frame id}.npy``: ZJU-MoCap's
+    ``new_params`` dicts of float32 ``poses`` (1,72), ``Rh`` (1,3), ``Th`` (1,3, metres), ``shapes`` (1,B)."""
+    rows = body.capture_rows()
+    fits = {key: value.cpu().numpy().astype(np.float32) for key, value in body.fit_parameters(rows).items()}
+    folder = Path(output_dir) / "refined_params"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, row in enumerate(rows):
+        path = folder / f"{body.frame_id(row)}.npy"
+        np.save(path, {key: fits[key][index : index + 1] for key in ("poses", "Rh", "Th", "shapes")})
+        written.append(path)
+    return written
+
+
 def export_meshes(config: ExportMeshConfig) -> List[Path]:
+    """Write what ``config`` asks for (fits first, then meshes); returns the files written."""
+    if not (config.canonical or config.frame is not None or config.all_frames or config.poses):
+        raise InputError("Nothing to export: pass --canonical, --frame N, --all-frames or --poses.")
     model = load_avatar(config.load_config)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    if config.poses:
+        fits = write_fits(model.body, config.output_dir)
+        refined = bool(model.body.correction_parameters())
+        kind = "refined by pose refinement" if refined else "the given fits: the run did not refine poses"
+        print(f"wrote the fits of {len(fits)} frames to {config.output_dir / 'refined_params'}/ ({kind})")
+        written.extend(fits)
     for row in frame_rows(model, config):
         name = "canonical.ply" if row is None else f"frame_{model.body.frame_id(row):06d}.ply"
         mesh = extract(model, row, config)
