@@ -184,6 +184,8 @@ class HFAvatarModel(Model):
 
     def update_to_step(self, step: int) -> None:  # on loading a checkpoint: render as trained, not as at step 0
         self.set_progress(step)
+        if self.body.refining:  # exports and evaluations pose the body exactly at the refined fits
+            self.body.refresh(tolerance=0.0)
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
