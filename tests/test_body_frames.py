@@ -2,6 +2,7 @@
 corrections, re-posing moved rows, the caches that follow it, novel motions, checkpoints."""
 
 import pytest
+import numpy as np
 import torch
 
 from hfavatar_ns.body.body_frames import BodyFrames, frame_times
@@ -118,6 +119,20 @@ def test_refresh_reposes_only_rows_that_moved_and_caches_follow(fits):
     box = sampler.grid(1)[1]
     assert torch.allclose(box.mean(0), body.posed_bounds([1]).mean(0), atol=1e-5)
     assert body.refresh() == []
+
+
+def test_refresh_measures_drift_as_the_largest_vertex_move(fits):
+    body = make_body(fits)
+    body.enable_refinement()
+    body.apply_corrections = True
+    with torch.no_grad():
+        body.pose_correction[0, 20] = torch.tensor([0.0, 0.0, np.radians(3.0)])  # a wrist: the hand moves millimetres
+        body.pose_correction[1, 1] = torch.tensor([np.radians(8.0), 0.0, 0.0])  # a hip: the foot moves ~12 cm
+    given = body.posed_vertices(1).clone()
+    assert body.refresh() == [1]
+    assert set(body.refresh(tolerance=0.0)) <= {0}  # no tolerance: any move counts, and rows without corrections have none
+    moved = (body.posed_vertices(1) - given).norm(dim=-1).max()
+    assert 0.05 < float(moved) < 0.2
 
 
 def test_appended_motion_gets_new_rows_and_caches_grow(fits):
