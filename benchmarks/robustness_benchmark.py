@@ -7,7 +7,10 @@ Rows (each a `quality_benchmark.py` run on a capture `hfavatar-synth` makes once
 - noisy masks: the same images with masks whose outline moves ~2 px, a hand or foot missing in 20% of
   them, background blobs in 20%;
 - mono: the mono preset (one training camera, a full circle walked), exact fits.
-Every run is scored on the exact twin of its capture (exact masks; ground-truth meshes and fits).
+Every run is scored on the exact twin of its capture (exact masks; ground-truth meshes and fits), on
+--max-images held-out images per split and meshes at --mesh-resolution (4 and 128³ by default, so the
+whole table fits one sitting on a 2-core CPU). Runs go to --output/runs/<row>; --reevaluate scores them
+again without training.
 
     python benchmarks/robustness_benchmark.py --steps 800
     python benchmarks/robustness_benchmark.py --rows noisy_fits_refined --set pipeline.model.pose_correction_loss_mult=0
@@ -85,10 +88,13 @@ def main() -> None:
                         help=f"comma-separated, from {', '.join(ROWS)}")
     parser.add_argument("--root", type=Path, default=Path("data/robustness"), help="where the captures are made")
     parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--mesh-resolution", type=int, default=256)
+    parser.add_argument("--mesh-resolution", type=int, default=128)
+    parser.add_argument("--max-images", type=int, default=4, help="held-out images per split scored")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="override for every row")
     parser.add_argument("--output", type=Path, default=Path("outputs/benchmarks/robustness"))
     parser.add_argument("--tabulate-only", action="store_true", help="print the table of the JSONs already written")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="score the rows' finished runs again (e.g. with other --max-images) instead of training")
     args = parser.parse_args()
     names: List[str] = [name.strip() for name in args.rows.split(",") if name.strip()]
     unknown = [name for name in names if name not in ROWS]
@@ -101,9 +107,13 @@ def main() -> None:
         if not args.tabulate_only:
             train_capture, eval_capture, overrides = ROWS[name]
             data, eval_data = make_capture(args.root, train_capture), make_capture(args.root, eval_capture)
+            run_dir = args.output / "runs" / name
             command = [sys.executable, str(Path(__file__).with_name("quality_benchmark.py")), "--data", str(data),
-                       "--eval-data", str(eval_data), "--steps", str(args.steps),
-                       "--mesh-resolution", str(args.mesh_resolution), "--json", str(path)]  # fmt: skip
+                       "--eval-data", str(eval_data), "--steps", str(args.steps), "--output", str(run_dir),
+                       "--mesh-resolution", str(args.mesh_resolution), "--max-images", str(args.max_images),
+                       "--json", str(path)]  # fmt: skip
+            if args.reevaluate:
+                command += ["--load-config", str(next(run_dir.rglob("config.yml")))]
             for assignment in overrides + args.set:
                 command += ["--set", assignment]
             print(f"[{name}] {' '.join(command)}", flush=True)
