@@ -30,7 +30,7 @@ def override(config, assignment: str) -> None:
     current = getattr(target, name)
     if text == "None":
         value = None
-    elif isinstance(current, bool):
+    elif isinstance(current, bool) or (current is None and text.lower() in ("true", "false")):
         value = text.lower() in ("1", "true", "yes")
     elif current is None:
         value = text

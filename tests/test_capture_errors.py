@@ -175,3 +175,25 @@ def test_monocular_protocol_trains_one_camera_on_a_full_circle():
     assert np.degrees(np.ptp(headings)) > 330.0  # every side of the person faces the one camera
     multi = capture_protocol(8, 30)
     assert len(multi["train_cameras"]) == 4 and multi["train_frames"] == [0, 20]
+
+
+def test_pose_refinement_is_on_by_default_for_estimated_fits_only(exact_and_noisy, tmp_path):
+    from dataparsers.zju_mocap.zju_dataparser import ZJUMocapDataParserConfig
+    from hfavatar_ns.deformation.backward import BackwardDeformation, BackwardDeformationConfig
+
+    def body_of(capture: Path):
+        config = ZJUMocapDataParserConfig(data=capture, cache_dir=tmp_path / capture.name)
+        return config.setup().get_dataparser_outputs(split="train").metadata["body_frames"]
+
+    exact, noisy = exact_and_noisy
+    real = tmp_path / "real"  # a capture that says nothing about its fits, as every real one
+    real.mkdir()
+    for item in exact.iterdir():
+        if item.name != "body_model.json":
+            (real / item.name).symlink_to(item)
+    (real / "body_model.json").write_text('{"kind": "free", "gender": "neutral"}')
+    decided = {name: BackwardDeformation(BackwardDeformationConfig(), body_of(capture)).refines_poses
+               for name, capture in (("exact", exact), ("noisy", noisy), ("real", real))}  # fmt: skip
+    assert decided == {"exact": False, "noisy": True, "real": True}
+    forced = BackwardDeformation(BackwardDeformationConfig(pose_refinement=False), body_of(noisy))
+    assert not forced.refines_poses and not forced.body.correction_parameters()

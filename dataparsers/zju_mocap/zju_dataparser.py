@@ -47,6 +47,7 @@ from dataparsers.zju_mocap.capture import (
 from dataparsers.zju_mocap.image_cache import resized_size, write_mask, write_resized_image
 from dataparsers.zju_mocap.splits import Preset, SplitOverrides, TestSplit, select_split, table_frames
 from hfavatar_ns.body.body_frames import BodyFrames
+from hfavatar_ns.body.factory import capture_declares_exact_fits
 from hfavatar_ns.body.posing import BodyModelSpec
 from hfavatar_ns.errors import InputError, install_excepthook
 
@@ -247,6 +248,7 @@ def capture_body_frames(
         BodyModelSpec(kind, gender, None if body_model_dir is None else Path(body_model_dir)),
         capture.frame_indices, params["poses"], shapes, params["Rh"], params["Th"], training_frame_ids,
     )  # fmt: skip
+    body.fits_estimated = not capture_declares_exact_fits(capture.root)
     posed_vertices = body.given_vertices
     if capture.vertices is not None and capture.vertices.shape[1:] == posed_vertices.shape[1:]:
         error = float(np.abs(capture.vertices - posed_vertices.numpy()).max())

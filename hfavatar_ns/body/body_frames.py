@@ -182,6 +182,8 @@ class BodyFrames(nn.Module):
         self._revisions = np.zeros(count, dtype=np.int64)
         self.apply_corrections = False
         """Whether the refinement corrections are applied (the model switches this on at the kick-in step)."""
+        self.fits_estimated = False
+        """Whether the fits are estimates with errors (a real capture's); pose refinement is on by default then."""
         self._derive_canonical()
         self.register_load_state_dict_post_hook(_repose_after_loading)
 

@@ -53,3 +53,17 @@ def capture_body_model_choice(capture_root: Path, kind: str = "auto", gender: st
     if kind not in BODY_MODEL_KINDS:
         raise InputError(f"{path}: unknown body model kind {kind!r}; use one of {', '.join(BODY_MODEL_KINDS)}.")
     return kind, gender
+
+
+def capture_declares_exact_fits(capture_root: Path) -> bool:
+    """Whether the capture says its fits are exact (``"exact_fits": true`` in ``body_model.json``, as
+    hfavatar-synth writes without fit errors); real captures' fits are estimates."""
+    import json
+
+    path = Path(capture_root) / CAPTURE_BODY_MODEL_FILE
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("exact_fits") is True
+    except (ValueError, AttributeError):
+        return False

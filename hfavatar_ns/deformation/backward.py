@@ -141,9 +141,11 @@ class BackwardDeformationConfig(InstantiateConfig):
     """Metres around the canonical body covered by the canonical grids."""
     non_rigid: NonRigidOffsetConfig = field(default_factory=NonRigidOffsetConfig)
     """The pose-conditioned non-rigid offset (kick-in and coarse-to-fine schedule included)."""
-    pose_refinement: bool = False
+    pose_refinement: Optional[bool] = None
     """Learn per-frame corrections of the body fits (every joint's rotation, ``Rh`` and ``Th``), for captures
-    whose fits have errors. The corrected body is what sampling, weight grids and skinning use."""
+    whose fits have errors. The corrected body is what sampling, weight grids and skinning use. None (the
+    default): on for estimated fits (every real capture), off where the capture declares its fits exact
+    (``"exact_fits": true`` in ``body_model.json``, as hfavatar-synth writes without fit errors)."""
     pose_refinement_kick_in_step: int = 0
     """Step from which the corrections are applied (and learned)."""
 
@@ -187,14 +189,16 @@ class BackwardDeformation(nn.Module):
             k=config.knn,
             dtype=getattr(torch, config.obs_grid_dtype),
         )
-        if config.pose_refinement:
+        self.refines_poses = body.fits_estimated if config.pose_refinement is None else config.pose_refinement
+        """Whether pose refinement is on (``config.pose_refinement``, resolved for this capture)."""
+        if self.refines_poses:
             body.enable_refinement()
         self.set_progress(0)
 
     @property
     def pose_refinement_active(self) -> bool:
         """Whether per-frame corrections are applied at the current step."""
-        return self.config.pose_refinement and self._step >= self.config.pose_refinement_kick_in_step
+        return self.refines_poses and self._step >= self.config.pose_refinement_kick_in_step
 
     def set_progress(self, step: int) -> None:
         """Tell the deformation the training step (non-rigid and pose-refinement schedules)."""

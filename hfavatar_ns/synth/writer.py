@@ -333,6 +333,7 @@ def generate_capture(
         "num_frames": num_frames,
         "resolution": [size, size],
         "world_up": "+z",
+        "exact_fits": not config.fit_errors.any,
         "part_labels": {"0": "background", "1": "skin", "2": "top", "3": "bottom (shorts, skirt)", "4": "shoes", "5": "hair"},
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
     }
