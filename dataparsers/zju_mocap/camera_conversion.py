@@ -128,6 +128,60 @@ def cameras_to_opencv(cameras) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return K, R, T, D
 
 
+def opencv_cameras(
+    K: np.ndarray,
+    R: np.ndarray,
+    T: np.ndarray,
+    D: np.ndarray,
+    full_sizes: Sequence[Tuple[int, int]],
+    image_sizes: Sequence[Tuple[int, int]],
+    times: np.ndarray,
+    frame_rows: Sequence[int],
+    camera_indices: Sequence[int],
+):
+    """nerfstudio ``Cameras`` for N images from their OpenCV cameras: the one place both dataparsers
+    (ZJU-MoCap, PeopleSnapshot) turn OpenCV calibrations into what the model reads.
+
+    Args:
+        K: [N,3,3] intrinsics of the full-resolution images (OpenCV: pixel centres at integers).
+        R: [N,3,3] world->camera rotations.
+        T: [N,3] world->camera translations (metres).
+        D: [N,5] distortion ``k1, k2, p1, p2, k3``.
+        full_sizes: per image, ``(height, width)`` that ``K`` describes.
+        image_sizes: per image, ``(height, width)`` of the file handed out (intrinsics scale by the ratio).
+        times: [N] normalised frame time of each image (``Cameras.times``).
+        frame_rows: per image, the row of its frame in the per-frame body tables (``metadata["frame_idx"]``).
+        camera_indices: per image, the capture's index of its camera (``metadata["camera_idx"]``).
+    """
+    from nerfstudio.cameras.cameras import Cameras, CameraType
+
+    scale_x = np.array([size[1] / full[1] for size, full in zip(image_sizes, full_sizes)])
+    scale_y = np.array([size[0] / full[0] for size, full in zip(image_sizes, full_sizes)])
+    intrinsics = opencv_to_nerfstudio_intrinsics(K, scale_x, scale_y)
+    c2w = opencv_to_nerfstudio_c2w(R, T)
+    distortion = zju_distortion_to_nerfstudio(D)
+
+    def column(values, dtype=torch.float32):
+        return torch.as_tensor(np.asarray(values), dtype=dtype).reshape(-1, 1)
+
+    return Cameras(
+        camera_to_worlds=torch.as_tensor(c2w, dtype=torch.float32),
+        fx=column(intrinsics[:, 0]),
+        fy=column(intrinsics[:, 1]),
+        cx=column(intrinsics[:, 2]),
+        cy=column(intrinsics[:, 3]),
+        width=column([size[1] for size in image_sizes], torch.long),
+        height=column([size[0] for size in image_sizes], torch.long),
+        distortion_params=torch.as_tensor(distortion, dtype=torch.float32),
+        camera_type=CameraType.PERSPECTIVE,
+        times=column(times),
+        metadata={
+            "frame_idx": column(list(frame_rows), torch.long),
+            "camera_idx": column(list(camera_indices), torch.long),
+        },
+    )
+
+
 def make_cameras(
     capture: ZJUCapture,
     frame_rows: Sequence[int],
@@ -149,35 +203,12 @@ def make_cameras(
 
     ``times`` [N,1] is the image's frame id normalised to [0, 1] over the capture's frame range.
     """
-    from nerfstudio.cameras.cameras import Cameras, CameraType
-
     frame_rows, camera_rows = list(frame_rows), list(camera_rows)
     full = [capture.image_size(c, f) for f, c in zip(frame_rows, camera_rows)]
     if image_sizes is None:
         image_sizes = [(int(round(h / downscale)), int(round(w / downscale))) for h, w in full]
-    scale_x = np.array([size[1] / f[1] for size, f in zip(image_sizes, full)])
-    scale_y = np.array([size[0] / f[0] for size, f in zip(image_sizes, full)])
-    intrinsics = opencv_to_nerfstudio_intrinsics(capture.K[camera_rows], scale_x, scale_y)
-    c2w = opencv_to_nerfstudio_c2w(capture.R[camera_rows], capture.T[camera_rows])
-    distortion = zju_distortion_to_nerfstudio(capture.D[camera_rows])
     times = frame_times(capture.frame_indices).numpy()[frame_rows] if frame_rows else np.zeros(0)
-
-    def column(values, dtype=torch.float32):
-        return torch.as_tensor(np.asarray(values), dtype=dtype).reshape(-1, 1)
-
-    return Cameras(
-        camera_to_worlds=torch.as_tensor(c2w, dtype=torch.float32),
-        fx=column(intrinsics[:, 0]),
-        fy=column(intrinsics[:, 1]),
-        cx=column(intrinsics[:, 2]),
-        cy=column(intrinsics[:, 3]),
-        width=column([size[1] for size in image_sizes], torch.long),
-        height=column([size[0] for size in image_sizes], torch.long),
-        distortion_params=torch.as_tensor(distortion, dtype=torch.float32),
-        camera_type=CameraType.PERSPECTIVE,
-        times=column(times),
-        metadata={
-            "frame_idx": column(frame_rows, torch.long),
-            "camera_idx": column([capture.camera_indices[c] for c in camera_rows], torch.long),
-        },
-    )
+    return opencv_cameras(
+        capture.K[camera_rows], capture.R[camera_rows], capture.T[camera_rows], capture.D[camera_rows],
+        full, image_sizes, times, frame_rows, [capture.camera_indices[c] for c in camera_rows],
+    )  # fmt: skip

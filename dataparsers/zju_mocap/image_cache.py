@@ -1,4 +1,5 @@
-"""Copies of images and masks in the form nerfstudio's dataset reads: resized, single-channel masks.
+"""Copies of images and masks in the form nerfstudio's dataset reads: resized, single-channel masks
+(and, for video captures, the decoded frames themselves).
 
 nerfstudio's ``InputDataset`` loads ``image_filenames`` / ``mask_filenames`` as they are, so when the
 dataparser hands out a downscaled resolution, a union of two mask folders, or a multi-channel mask,
@@ -50,12 +51,21 @@ def write_mask(mask: np.ndarray, target: Path, size: Tuple[int, int]) -> Path:
     return target
 
 
-def _write(target: Path, array: np.ndarray) -> None:
+def write_image(image: np.ndarray, target: Path, jpeg_quality: int = 95) -> Path:
+    """An 8-bit image (BGR, as OpenCV holds it) saved at ``target``; the suffix picks PNG (lossless) or JPEG."""
+    import cv2
+
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if target.suffix.lower() in (".jpg", ".jpeg") else []
+    _write(target, image, params)
+    return target
+
+
+def _write(target: Path, array: np.ndarray, params: Sequence[int] = ()) -> None:
     import cv2
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        ok = cv2.imwrite(str(target), array)
+        ok = cv2.imwrite(str(target), array, list(params))
     except OSError as error:
         ok, reason = False, str(error)
     else:
