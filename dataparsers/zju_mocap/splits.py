@@ -6,7 +6,8 @@ Split names:
 * ``"novel_view"``: held-out cameras on the training frames (every ``test_frame_stride``-th);
 * ``"novel_pose"``: held-out cameras on unseen frames (every ``test_frame_stride``-th);
 * ``"val"`` and ``"test"`` (what nerfstudio asks for) both mean the configured ``test_split``, so the
-  numbers watched during training are the ones ``ns-eval`` reports.
+  numbers watched during training are the ones ``ns-eval`` reports; on a capture whose every camera trains
+  (one camera: a user's video) and that names novel-pose frames, they mean those frames, same camera.
 
 Presets:
 
@@ -321,8 +322,16 @@ def _select(
 
     if name == "train":
         return SplitSelection(train_cameras, train_frames)
+    held_out_frames = pose_range is not None or overrides.test_frames is not None or overrides.test_frame_range is not None
+    if not test_cameras and held_out_frames and (name == "novel_pose" or split in ("val", "test")):
+        # A capture whose every camera trains (one camera: a user's video): only later frames are held out,
+        # seen by the same cameras.
+        test_cameras, name = train_cameras, "novel_pose"
     if not test_cameras:
-        raise InputError(f"The {name} split has no held-out cameras: every camera trains. Pass --test-cameras.")
+        raise InputError(
+            f"The {name} split has no held-out cameras: every camera trains. Pass --test-cameras"
+            + (", or evaluate held-out frames with --test-split novel_pose." if name == "novel_view" else ".")
+        )
     if name == "novel_view":
         return SplitSelection(test_cameras, train_frames[:: overrides.test_frame_stride])
     if overrides.test_frames is not None:

@@ -62,6 +62,9 @@ class SynthCommand:
     """Share of written masks missing a visible hand or foot."""
     mask_blob_rate: float = 0.0
     """Share of written masks with a blob of background labelled as the person."""
+    video: Optional[Path] = None
+    """Also write the first camera's frames as this video file (H.264 MP4), the input of hfavatar-process-video."""
+    video_fps: float = 10.0
 
     def config(self) -> SynthConfig:
         return SynthConfig.from_preset(
@@ -100,6 +103,11 @@ def main(argv: Optional[list] = None) -> None:
         f"to {output} in {seconds:.1f} s"
         + (f"; the {' and '.join(errors)} have errors (exact ones in ground_truth/)." if errors else ".")
     )
+    if command.video is not None:
+        from hfavatar_ns.synth.writer import write_camera_video
+
+        write_camera_video(output, command.video, fps=command.video_fps)
+        print(f"Wrote the first camera's {config.num_frames} frames to {command.video}.")
 
 
 if __name__ == "__main__":

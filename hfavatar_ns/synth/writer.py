@@ -252,6 +252,15 @@ def _write_forked_frame(i: int) -> int:
     return i
 
 
+def write_camera_video(capture_dir: Path, video_path: Path, camera: int = 0, fps: float = 10.0) -> Path:
+    """One camera's frames of a written capture as an H.264 video (what a user's phone would give)."""
+    from hfavatar_ns.video.frames import write_video
+
+    annots = np.load(Path(capture_dir) / "annots.npy", allow_pickle=True).item()
+    frames = (cv2.imread(str(Path(capture_dir) / row["ims"][camera]))[..., ::-1] for row in annots["ims"])
+    return write_video(frames, Path(video_path), fps)
+
+
 def generate_capture(
     output_dir, config: SynthConfig, overwrite: bool = False, progress: bool = True, workers: int = 1
 ) -> Path:
