@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -c $(LOCK) $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[test]"
+	$(BIN)/hfavatar-process-video --install-mediapipe
 	@touch $(STAMP)
 
 # Re-resolve every dependency from scratch in a throw-away environment and pin what comes out.

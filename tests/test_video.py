@@ -282,8 +282,9 @@ def test_a_real_photograph():
     )
     body = make_body_model("free")
     fit = fit_body(body, observations, BodyFitConfig(pose_iterations=80, iterations=60), progress=False)
-    assert fit.joint_error_px.mean() < 12.0  # hips and legs hidden: few, uncertain landmarks
+    assert fit.joint_error_px.mean() < 20.0  # hips and legs hidden, shoulders padded: few, uncertain landmarks
     vertices = body.pose(fit.poses, None, fit.Rh, fit.Th).vertices[0]
     silhouette = body_silhouette(project(vertices, intrinsics).numpy(), body.canonical().faces.numpy(), width, height)
     inside = (silhouette & cleaned.masks[0]).sum() / silhouette.sum()
     assert inside > 0.9
+    assert mask_iou(silhouette, cleaned.masks[0]) > 0.75  # the body is slimmer than the suit around it

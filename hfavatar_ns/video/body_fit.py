@@ -63,13 +63,13 @@ class BodyFitConfig:
     robust_scale_px: float = 0.05
     """Joint residuals beyond this share of the image's long side count less and less (Geman-McClure)."""
     bone_direction_weight: float = 0.5
-    silhouette_weight: float = 1.0
+    silhouette_weight: float = 100.0
     """Posed body inside the mask."""
-    coverage_weight: float = 1.0
+    coverage_weight: float = 10.0
     """Mask covered by the posed body (weak: loose clothing covers more than the body)."""
-    silhouette_vertices: int = 1000
+    silhouette_vertices: int = 300
     """Vertices whose projections the silhouette terms use."""
-    mask_points: int = 256
+    mask_points: int = 64
     """Mask pixels per frame that must lie near the body."""
     silhouette_size: int = 256
     """Long side of the distance maps, pixels."""

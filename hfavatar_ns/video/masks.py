@@ -78,5 +78,7 @@ def body_silhouette(
 
     silhouette = np.zeros((height, width), np.uint8)
     triangles = np.round(pixels[faces] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
-    cv2.fillPoly(silhouette, list(triangles), 1, lineType=cv2.LINE_8, shift=2)
+    # One triangle at a time: fillPoly given them all at once fills by parity, so overlaps would cancel.
+    for triangle in triangles:
+        cv2.fillConvexPoly(silhouette, triangle, 1, lineType=cv2.LINE_8, shift=2)
     return silhouette.astype(bool)
