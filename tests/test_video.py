@@ -24,7 +24,14 @@ from hfavatar_ns.video.body_fit import (
     translation_from_projections,
 )
 from hfavatar_ns.video.capture_writer import capture_split
-from hfavatar_ns.video.frames import choose_frames, focal_length_px, open_source, output_size, write_video
+from hfavatar_ns.video.frames import (
+    choose_frames,
+    display_turn,
+    focal_length_px,
+    open_source,
+    output_size,
+    write_video,
+)
 from hfavatar_ns.video.landmarks import OBSERVED_JOINTS
 from hfavatar_ns.video.masks import body_silhouette, clean_person_masks, mask_iou
 from hfavatar_ns.video.mediapipe_env import is_installed
@@ -41,6 +48,8 @@ def test_frame_choice_and_sizes():
     assert choose_frames(10, stride=4) == [0, 4, 8]
     with pytest.raises(InputError):
         choose_frames(10, 4, 2)
+    # Portrait phone video: landscape frames and a display matrix turning them by -90 degrees (clockwise).
+    assert (display_turn(-90.0), display_turn(90.0), display_turn(180.0), display_turn(0.0)) == (3, 1, 2, 0)
     assert output_size(1920, 1080, 540) == (540, 304)
     assert output_size(640, 480, 1000) == (640, 480)
 
@@ -288,3 +297,17 @@ def test_a_real_photograph():
     inside = (silhouette & cleaned.masks[0]).sum() / silhouette.sum()
     assert inside > 0.9
     assert mask_iou(silhouette, cleaned.masks[0]) > 0.75  # the body is slimmer than the suit around it
+
+
+def test_command_line_errors_are_one_message(tmp_path, monkeypatch, capsys):
+    from hfavatar_ns.scripts import process_video as command
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 64)
+    for argv in ([], [str(broken), str(tmp_path / "out")]):
+        monkeypatch.setattr("sys.argv", ["hfavatar-process-video", *argv])
+        with pytest.raises(SystemExit) as exited:
+            command.main()
+        assert exited.value.code == 2
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and "Traceback" not in error

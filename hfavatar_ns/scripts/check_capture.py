@@ -194,7 +194,7 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
                 intersection += np.logical_and(mask, silhouette).sum()
                 union += np.logical_or(mask, silhouette).sum()
                 body_pixels += silhouette.sum()
-                if i == len(frame_rows) // 2:
+                if i == len(frame_rows) // 2 or num_cameras < 3:  # few cameras: a picture of every checked frame
                     image = cv2.imread(str(capture.image_paths[frame][camera]))[..., ::-1]
                     image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                     label = f"{capture.camera_names[camera]} f{capture.frame_indices[frame]} IoU {mask_iou(mask, silhouette):.3f}"
@@ -254,7 +254,12 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
     # Loose clothes and hair make the mask larger than the body (lower IoU, harmless); the body
     # sticking out of the mask is what wrong calibration, units or parameters cause.
     bad = [name for name, share in zip(capture.camera_names, inside) if share < 0.95]
-    if bad:
+    if bad and _made_from_video(config.data):
+        console.print(
+            f"[yellow]The fitted body leaves the mask in places on {', '.join(bad)}[/yellow]: the fits are "
+            "estimates from one camera (training refines them); look at the overlays for frames that are far off."
+        )
+    elif bad:
         console.print(
             f"[red]The posed body leaves the mask on {', '.join(bad)}[/red]: check that camera's calibration "
             "(T in mm?), the masks, and the body model/gender; look at the overlays."
@@ -287,6 +292,13 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
         config.json.write_text(json.dumps(report, indent=2))
         console.print(f"report: {config.json}")
     return report
+
+
+def _made_from_video(capture: Path) -> bool:
+    try:
+        return json.loads((capture / "body_model.json").read_text()).get("generator") == "hfavatar-process-video"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @exit_on_input_error

@@ -82,7 +82,10 @@ def main() -> None:
     print(
         f"Wrote {args.output}: {report['frames_kept']} frames ({dropped} dropped: {report['frames_without_person']} "
         f"without a person, {report['frames_person_partly_outside']} with the body partly out of the image, "
-        f"{report['frames_undecodable']} undecodable); body fit {report['fit_joint_error_px_mean']:.1f} px from the "
+        f"{report['frames_undecodable']} undecodable); "
+        + (f"{report['mask_regions_dropped']} mask pieces away from the person dropped (other people or clutter); "
+           if report["mask_regions_dropped"] else "")
+        + f"body fit {report['fit_joint_error_px_mean']:.1f} px from the "
         f"landmarks; {report['seconds']:.0f} s. Overlays: {args.output}/check.\n"
         f"Train: ns-train hfavatar-lite --data {args.output}   (or hfavatar on a GPU)"
     )

@@ -32,10 +32,19 @@ class FrameSource:
     height: int
     focal_35mm: Optional[float] = None
     """35 mm-equivalent focal length from the file's metadata (phones record it), when present."""
+    turn: int = 0
+    """Quarter turns (counter-clockwise, as ``np.rot90``) that make the decoded frames upright: phones
+    store portrait video as landscape frames plus a display rotation."""
 
     @property
     def is_video(self) -> bool:
         return self.path.is_file()
+
+
+def display_turn(rotation: float) -> int:
+    """``np.rot90`` quarter turns for a frame whose display matrix rotates it by ``rotation`` degrees
+    (FFmpeg's convention: counter-clockwise), so that it shows as players show it."""
+    return int(round(rotation / 90.0)) % 4
 
 
 def image_files(folder: Path) -> List[Path]:
@@ -80,13 +89,19 @@ def open_source(path: Path) -> FrameSource:
                 count = sum(1 for packet in container.demux(stream) if packet.size)
             metadata = {**container.metadata, **stream.metadata}
             width, height = stream.codec_context.width, stream.codec_context.height
+            first = next(container.decode(stream), None)
+            turn = display_turn(first.rotation if first is not None else 0)
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 -- any demuxer failure means an unreadable file
         raise InputError(f"Cannot read the video {path}: {error}. Is it a video file? Re-encode it (e.g. to H.264 mp4).") from error
     if count == 0 or width == 0:
         raise InputError(f"The video {path} holds no frames.")
-    return FrameSource(path=path, num_frames=count, width=width, height=height, focal_35mm=_focal_35mm_from_metadata(metadata))
+    if turn % 2:
+        width, height = height, width
+    return FrameSource(
+        path=path, num_frames=count, width=width, height=height, focal_35mm=_focal_35mm_from_metadata(metadata), turn=turn
+    )
 
 
 def choose_frames(num_frames: int, wanted: Optional[int] = None, stride: Optional[int] = None) -> List[int]:
@@ -157,7 +172,7 @@ def read_frames(source: FrameSource, indices: Sequence[int], size: Tuple[int, in
                 if index > last:
                     break
                 if index in wanted:
-                    yield index, resized(frame.to_ndarray(format="rgb24"))
+                    yield index, resized(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), source.turn)))
     except av.error.FFmpegError:
         return
 

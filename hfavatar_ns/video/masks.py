@@ -27,14 +27,14 @@ def clean_person_masks(
     landmarks_px: Float[np.ndarray, "N K 2"],
     landmark_visible: Bool[np.ndarray, "N K"],
     threshold: float = 0.5,
-    max_hole_fraction: float = 0.02,
+    max_hole_fraction: float = 0.002,
 ) -> MaskCleaning:
     """Threshold, keep the connected pieces that hold a visible landmark, fill small holes.
 
     A piece holding no landmark survives only when no piece does (the landmarks then missed the mask
-    entirely, and the largest piece is the best guess). Holes smaller than ``max_hole_fraction`` of the
-    person's area are filled: real gaps (between an arm and the torso) are larger and reach the border of
-    the person's outline, segmentation pinholes are not.
+    entirely, and the largest piece is the best guess). Only pinholes are filled (smaller than
+    ``max_hole_fraction`` of the person's area, away from the image border): an enclosed gap between an arm
+    and the torso is a real hole, and filling holes of 2% of the area lowered the IoU against true masks.
     """
     import cv2
 

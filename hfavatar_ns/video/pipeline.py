@@ -185,6 +185,6 @@ def _check(capture: Path, body_model_dir: Optional[Path], progress: bool) -> Dic
     from hfavatar_ns.scripts.check_capture import CheckCaptureConfig, check_capture
 
     figures = check_capture(
-        CheckCaptureConfig(data=capture, body_model_dir=body_model_dir, frames_per_camera=8, output_dir=capture / "check")
+        CheckCaptureConfig(data=capture, body_model_dir=body_model_dir, frames_per_camera=6, output_dir=capture / "check")
     )
     return {key: value for key, value in figures.items() if isinstance(value, (int, float, str, list))}
