@@ -254,6 +254,14 @@ def test_video_to_capture_matches_the_truth_and_trains(walking_video, tmp_path):
 
 
 @needs_mediapipe
+def test_focal_length_follows_the_resize(walking_video, tmp_path):
+    video, _ = walking_video
+    report = _process(video, tmp_path / "smaller", focal_px=300.0, long_side=144, min_frames=1, num_frames=3)
+    annots = np.load(tmp_path / "smaller" / "annots.npy", allow_pickle=True).item()
+    assert report["image_size"] == [144, 144] and annots["cams"]["K"][0][0, 0] == pytest.approx(225.0)
+
+
+@needs_mediapipe
 def test_too_few_usable_frames_is_an_error(walking_video, tmp_path):
     video, _ = walking_video
     with pytest.raises(InputError, match="at least 20"):

@@ -29,7 +29,7 @@ class ProcessVideoArgs:
     long_side: Optional[int] = 540
     """Resize frames so the long side has this many pixels (never up); 0 keeps the size."""
     focal_px: Optional[float] = None
-    """The camera's focal length in pixels of the original frames' long side scaled to --long-side."""
+    """The camera's focal length in pixels of the video's own frames (before --long-side resizes them)."""
     fov_deg: Optional[float] = None
     """The camera's field of view across the long side, degrees (instead of --focal-px)."""
     body_model: Literal["free", "smpl"] = "free"

@@ -73,7 +73,9 @@ def process_video(config: ProcessVideoConfig) -> Dict:
     source = open_source(Path(config.input))
     indices = choose_frames(source.num_frames, config.num_frames, config.stride)
     width, height = output_size(source.width, source.height, config.long_side)
-    focal, focal_source = focal_length_px(width, height, config.focal_px, config.fov_deg, source.focal_35mm)
+    # The focal length is the source frames' (what a user knows of the camera), scaled with the resize.
+    focal, focal_source = focal_length_px(source.width, source.height, config.focal_px, config.fov_deg, source.focal_35mm)
+    focal *= width / source.width
     body_model = make_body_model(config.body_model, config.body_model_dir, config.gender)
     say = print if config.progress else (lambda *_args, **_kwargs: None)
     say(f"{source.path.name}: {source.num_frames} frames of {source.width}x{source.height}; "
