@@ -116,10 +116,11 @@ def main() -> None:
     training_rows = model.body.training_rows()
     rows = [training_rows[0], training_rows[len(training_rows) // 2], training_rows[-1]]
     evaluating = time.time()
-    geometry = compare_posed_geometry(model, eval_data, rows, resolution=args.mesh_resolution)
+    geometry = compare_posed_geometry(model, eval_data, rows, resolution=args.mesh_resolution, mesh_the_prior=True)
     print(f"geometry evaluated in {time.time() - evaluating:.0f} s", flush=True)
     report["avatar"]["geometry"] = geometry.avatar
     report["body_prior"]["geometry"] = geometry.body_prior
+    report["body_prior"]["geometry_meshed_as_the_avatar"] = geometry.body_prior_meshed
     report["chamfer_ratio_avatar_to_prior"] = geometry.avatar["chamfer_mm"] / geometry.body_prior["chamfer_mm"]
 
     report["fit_errors"] = training_fit_errors(model.body, eval_data)

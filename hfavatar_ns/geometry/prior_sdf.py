@@ -3,9 +3,10 @@
 HF-Avatar's canonical SDF is ``base + residual``: the *base* is the signed distance to the canonical
 (rest-pose) body mesh, so the learned residual only has to model clothing and detail. Computing an
 exact mesh distance per sample is far too slow for training, so the base SDF is tabulated once on a
-regular grid over the canonical bounding box (:func:`build_sdf_grid`) and read back with trilinear
-interpolation (:func:`query_sdf_grid`), which is differentiable with respect to the query points
-(twice: the eikonal loss back-propagates through the gradient).
+regular grid over the canonical bounding box (:func:`build_sdf_grid`) and read back between nodes
+(:func:`query_sdf_grid`), differentiably with respect to the query points (twice: the eikonal loss
+back-propagates through the gradient). Trilinear reads are only C0, so their normals are faceted; the
+cubic B-spline through the same values is C2, for 64 taps a read instead of 8.
 
 Conventions:
 
@@ -21,14 +22,17 @@ meshes that are not watertight or that overlap themselves (inside where the wind
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Literal, Sequence, Tuple
 
 import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from hfavatar_ns.geometry.tricubic import bspline_coefficients, tricubic_sample
 from hfavatar_ns.geometry.trilinear import grid_index_extent, trilinear_sample
+
+Interpolation = Literal["trilinear", "tricubic"]
 
 __all__ = ["SDFGrid", "build_sdf_grid", "isotropic_resolution", "query_sdf_grid", "signed_distance_to_mesh"]
 
@@ -95,6 +99,8 @@ class SDFGrid(nn.Module):
             ``bounds_min + (i, j, k) * (bounds_max - bounds_min) / (shape - 1)``.
         bounds_min: ``[3]`` position of node ``(0, 0, 0)``.
         bounds_max: ``[3]`` position of node ``(X-1, Y-1, Z-1)``.
+        interpolation: how values between nodes are read: ``trilinear`` (C0) or ``tricubic`` (a C2 cubic
+            B-spline through the nodes' values, whose coefficients are derived from ``values`` and not saved).
     """
 
     values: Tensor
@@ -106,8 +112,11 @@ class SDFGrid(nn.Module):
         values: Float[Tensor, "X Y Z"],
         bounds_min: Float[Tensor, "3"],
         bounds_max: Float[Tensor, "3"],
+        interpolation: Interpolation = "trilinear",
     ) -> None:
         super().__init__()
+        if interpolation not in ("trilinear", "tricubic"):
+            raise ValueError(f"SDF grid interpolation must be 'trilinear' or 'tricubic', got {interpolation!r}")
         if values.ndim != 3 or min(values.shape) < 2:
             raise ValueError(
                 f"SDF grid values must be [X, Y, Z] with at least 2 nodes per axis, got {tuple(values.shape)}"
@@ -119,6 +128,15 @@ class SDFGrid(nn.Module):
         self.register_buffer("values", values)
         self.register_buffer("bounds_min", bounds_min)
         self.register_buffer("bounds_max", bounds_max)
+        self.interpolation = interpolation
+        if interpolation == "tricubic":
+            self.register_buffer("coefficients", bspline_coefficients(values), persistent=False)
+            self.register_load_state_dict_post_hook(SDFGrid._refilter_after_loading)
+
+    @staticmethod
+    def _refilter_after_loading(module: "SDFGrid", incompatible_keys) -> None:
+        # The coefficients follow the loaded values (they are derived, so checkpoints do not carry them).
+        module.coefficients = bspline_coefficients(module.values)
 
     @property
     def resolution(self) -> Tuple[int, int, int]:
@@ -168,6 +186,7 @@ def build_sdf_grid(
     bounds_min: Float[Tensor, "3"],
     bounds_max: Float[Tensor, "3"],
     resolution: int | Sequence[int],
+    interpolation: Interpolation = "trilinear",
 ) -> SDFGrid:
     """Tabulate the signed distance to a mesh on a regular grid (done once per subject).
 
@@ -178,6 +197,7 @@ def build_sdf_grid(
             clothing far from the body still falls inside).
         bounds_max: ``[3]`` upper corner.
         resolution: nodes per axis, one int for all three or ``(X, Y, Z)``.
+        interpolation: how the grid is read between nodes (see :class:`SDFGrid`).
 
     Returns:
         An :class:`SDFGrid` in float32 on the device of ``vertices``. Cost: one exact
@@ -191,11 +211,12 @@ def build_sdf_grid(
     bounds_max = torch.as_tensor(bounds_max, dtype=torch.float64).reshape(3).cpu()
     nodes = _grid_nodes(bounds_min, bounds_max, resolution)
     values = signed_distance_to_mesh(vertices, faces, nodes.reshape(-1, 3)).reshape(resolution)
-    return SDFGrid(values.float(), bounds_min.float(), bounds_max.float()).to(device)
+    return SDFGrid(values.float(), bounds_min.float(), bounds_max.float(), interpolation).to(device)
 
 
 def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch"]:
-    """Trilinear read of a tabulated SDF, differentiable (also twice) with respect to ``points``.
+    """The grid's SDF at ``points``, read as the grid's ``interpolation`` says; differentiable (also twice)
+    with respect to ``points``.
 
     Outside the grid's box the value is the SDF at the nearest point of the box plus the distance
     to the box, so it keeps growing away from the body and never underestimates the distance to a
@@ -213,7 +234,11 @@ def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Te
     lower, upper = grid.bounds_min, grid.bounds_max
     clamped = torch.minimum(torch.maximum(flat, lower), upper)
     extent = grid_index_extent(grid.values.shape, flat.device, flat.dtype)
-    inside_value = trilinear_sample(grid.values[None], (clamped - lower) / (upper - lower) * extent).reshape(-1)
+    coords = (clamped - lower) / (upper - lower) * extent
+    if grid.interpolation == "tricubic":
+        inside_value = tricubic_sample(grid.coefficients, coords)
+    else:
+        inside_value = trilinear_sample(grid.values[None], coords).reshape(-1)
     # Distance to the box, zero inside. The norm's gradient at 0 is NaN, so it is only evaluated
     # (and differentiated) for points that are really outside.
     is_outside = (flat < lower).any(dim=-1) | (flat > upper).any(dim=-1)
@@ -223,7 +248,7 @@ def query_sdf_grid(grid: SDFGrid, points: Float[Tensor, "*batch 3"]) -> Float[Te
 
 
 class PriorSDF(nn.Module):
-    """The canonical body's signed distance, tabulated once on a grid and sampled trilinearly."""
+    """The canonical body's signed distance, tabulated once on a grid and read between nodes by ``interpolation``."""
 
     def __init__(
         self,
@@ -232,10 +257,11 @@ class PriorSDF(nn.Module):
         bounds: Float[Tensor, "2 3"],
         resolution: int,
         isotropic: bool = False,
+        interpolation: Interpolation = "trilinear",
     ) -> None:
         super().__init__()
         nodes = isotropic_resolution(bounds[0], bounds[1], resolution) if isotropic else resolution
-        self.grid = build_sdf_grid(vertices, faces, bounds[0], bounds[1], nodes)
+        self.grid = build_sdf_grid(vertices, faces, bounds[0], bounds[1], nodes, interpolation)
 
     def forward(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
         return query_sdf_grid(self.grid, points)

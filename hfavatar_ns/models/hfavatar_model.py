@@ -60,6 +60,9 @@ class HFAvatarModelConfig(ModelConfig):
     """Nodes per axis of the tabulated body-prior SDF (along the longest axis when ``prior_sdf_isotropic``)."""
     prior_sdf_isotropic: bool = False
     """Same node spacing on every axis (``prior_sdf_resolution`` nodes along the longest)."""
+    prior_sdf_interpolation: Literal["tricubic", "trilinear"] = "tricubic"
+    """How the tabulated prior is read between nodes: a C2 cubic B-spline through the nodes' values (smooth
+    normals for NeuS and the meshes), or trilinear (C0: normals faceted at the grid's cells; 4x cheaper)."""
     background_color: Literal["black", "white"] = "black"
     """Colour of pixels outside the foreground mask (ZJU-MoCap methods train on black)."""
     rgb_loss_mult: float = 1.0
@@ -113,7 +116,12 @@ class HFAvatarModel(Model):
         canonical = self.body.canonical_body()
         bounds = self.body.canonical_bounds(cfg.canonical_margin)
         prior_sdf = PriorSDF(
-            canonical.vertices, canonical.faces, bounds, cfg.prior_sdf_resolution, cfg.prior_sdf_isotropic
+            canonical.vertices,
+            canonical.faces,
+            bounds,
+            cfg.prior_sdf_resolution,
+            cfg.prior_sdf_isotropic,
+            cfg.prior_sdf_interpolation,
         )
         self.field = AvatarField(cfg.sdf_field, bounds, prior_sdf)
         self.deformation = BackwardDeformation(cfg.deformation, self.body)
