@@ -53,6 +53,8 @@ def main() -> None:
                         help="capture to score against (same images, exact masks); default: --data")
     parser.add_argument("--load-config", type=Path, default=None,
                         help="evaluate this finished run (its config.yml) instead of training one")
+    parser.add_argument("--mesh-the-prior", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the body prior meshed as the avatar is (marching cubes of its SDF)")
     parser.add_argument("--json", type=Path, default=Path("outputs/benchmarks/quality.json"))
     args = parser.parse_args()
     if args.load_config is None:
@@ -116,7 +118,9 @@ def main() -> None:
     training_rows = model.body.training_rows()
     rows = [training_rows[0], training_rows[len(training_rows) // 2], training_rows[-1]]
     evaluating = time.time()
-    geometry = compare_posed_geometry(model, eval_data, rows, resolution=args.mesh_resolution, mesh_the_prior=True)
+    geometry = compare_posed_geometry(
+        model, eval_data, rows, resolution=args.mesh_resolution, mesh_the_prior=args.mesh_the_prior
+    )
     print(f"geometry evaluated in {time.time() - evaluating:.0f} s", flush=True)
     report["avatar"]["geometry"] = geometry.avatar
     report["body_prior"]["geometry"] = geometry.body_prior

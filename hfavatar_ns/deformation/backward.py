@@ -124,7 +124,10 @@ class BackwardDeformationConfig(InstantiateConfig):
 
     _target: Type = field(default_factory=lambda: BackwardDeformation)
     num_iterations: int = 3
-    """Inverse-LBS solves per sample: one with observation-space weights, the rest with the canonical field."""
+    """Inverse-LBS solves per sample: one with observation-space weights, the rest with the canonical field
+    (1: a single inverse-skinning step with the observation-space weights, the ablation of iterative deformation)."""
+    learned_skinning: bool = True
+    """Learn a correction of the body's canonical skinning weights; False keeps the body's own weights."""
     knn: int = 10
     """Nearest body vertices blended (inverse-distance) for the weight grids."""
     obs_grid_resolution: int = 32
@@ -181,6 +184,7 @@ class BackwardDeformation(nn.Module):
             ),
             canonical,
         ).to(canonical.vertices.device)
+        self.skinning_field.residual_logits.requires_grad_(config.learned_skinning)
         self.observation_grids = PerFrameWeightGrids(
             body,
             canonical.skinning_weights,
@@ -209,8 +213,8 @@ class BackwardDeformation(nn.Module):
     def param_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Learnable parameters by role, for the model's optimiser groups."""
         return {
-            "skinning": list(self.skinning_field.parameters()),
-            "non_rigid": list(self.non_rigid.parameters()),
+            "skinning": [p for p in self.skinning_field.parameters() if p.requires_grad],
+            "non_rigid": list(self.non_rigid.parameters()) if self.config.non_rigid.enabled else [],
         }
 
     def forward(

@@ -58,6 +58,8 @@ class NonRigidOffsetConfig(InstantiateConfig):
     layer_width: int = 128
     skip_connections: Tuple[int, ...] = (4,)
     """Layers that re-read the input (nerfstudio MLP convention)."""
+    enabled: bool = True
+    """False: no non-rigid offset at all (skinning alone explains the motion; the ablation of this part)."""
     kick_in_step: int = 10_000
     """Training step from which the offset is applied; before it the offset is zero and costs nothing."""
     coarse_to_fine_start_step: int = 10_000
@@ -105,7 +107,7 @@ class NonRigidOffset(nn.Module):
     @property
     def active(self) -> bool:
         """Whether the offset is applied at the current step."""
-        return self._step >= self.config.kick_in_step
+        return self.config.enabled and self._step >= self.config.kick_in_step
 
     @property
     def alpha(self) -> float:

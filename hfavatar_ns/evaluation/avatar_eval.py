@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import trimesh
 
+from hfavatar_ns.evaluation.fold_recovery import fold_recovery, read_folds
 from hfavatar_ns.evaluation.image_metrics import psnr
 from hfavatar_ns.evaluation.mesh_metrics import mesh_metrics
 from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
@@ -95,17 +96,26 @@ def compare_posed_geometry(
     samples: int = 50_000,
     mesh_the_prior: bool = False,
 ) -> GeometryComparison:
-    """Mesh metrics of the avatar and of the body prior against ground truth, averaged over frames;
-    ``mesh_the_prior`` also scores the prior meshed as the avatar is (``body_prior_meshed``)."""
+    """Mesh metrics of the avatar and of the body prior against ground truth, averaged over frames, with fold
+    recovery where the capture has fold ground truth; ``mesh_the_prior`` also scores the prior meshed as the
+    avatar is (``body_prior_meshed``)."""
     avatar, prior, prior_meshed = [], [], []
+
+    def scores(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, folds) -> Dict[str, float]:
+        values = mesh_metrics(mesh, truth, samples).as_dict()
+        if folds is not None:
+            values["fold_recovery"] = fold_recovery(mesh, *folds)
+        return values
+
     for row in frame_rows:
         frame_id = model.body.frame_id(row)
         truth = ground_truth_mesh(capture_root, frame_id)
-        avatar.append(mesh_metrics(posed_mesh(model, row, resolution), truth, samples).as_dict())
-        prior.append(mesh_metrics(body_mesh(model, row), truth, samples).as_dict())
+        folds = read_folds(capture_root, frame_id)
+        avatar.append(scores(posed_mesh(model, row, resolution), truth, folds))
+        prior.append(scores(body_mesh(model, row), truth, folds))
         if mesh_the_prior:
             with body_prior_only(model):
-                prior_meshed.append(mesh_metrics(posed_mesh(model, row, resolution), truth, samples).as_dict())
+                prior_meshed.append(scores(posed_mesh(model, row, resolution), truth, folds))
 
     def mean(rows):
         return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} if rows else None

@@ -177,6 +177,13 @@ class AvatarField(nn.Module):
             )
         return FieldGeometry(sdf=sdf, features=features, gradient=gradient, prior_sdf=prior)
 
+    def prior_gradient(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N 3"]:
+        """The body prior's SDF gradient at canonical ``points`` (no graph: the prior has nothing to learn)."""
+        with torch.enable_grad():
+            leaf = points.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.prior_sdf(leaf).sum(), leaf)
+        return gradient
+
     def get_color(
         self,
         features: Float[Tensor, "*bs C"],

@@ -34,7 +34,7 @@ from hfavatar_ns.geometry.trilinear import grid_index_extent, trilinear_sample
 
 Interpolation = Literal["trilinear", "tricubic"]
 
-__all__ = ["SDFGrid", "build_sdf_grid", "isotropic_resolution", "query_sdf_grid", "signed_distance_to_mesh"]
+__all__ = ["EllipsoidSDF", "SDFGrid", "build_sdf_grid", "isotropic_resolution", "query_sdf_grid", "signed_distance_to_mesh"]
 
 
 def _import_igl():
@@ -265,3 +265,34 @@ class PriorSDF(nn.Module):
 
     def forward(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
         return query_sdf_grid(self.grid, points)
+
+
+class EllipsoidSDF(nn.Module):
+    """An axis-aligned ellipsoid's approximate signed distance: the shape a field starts from when it has no
+    body prior (the ablation of the prior; methods without one start from a sphere). The value is the
+    ellipsoid's normalised radius minus one, scaled by its shortest semi-axis, so it is exact on the
+    surface and along that axis and within the eikonal loss's reach elsewhere.
+
+    Args:
+        centre: ``[3]`` the ellipsoid's centre.
+        radii: ``[3]`` its semi-axes along x, y and z.
+    """
+
+    def __init__(self, centre: Float[Tensor, "3"], radii: Float[Tensor, "3"]) -> None:
+        super().__init__()
+        radii = torch.as_tensor(radii, dtype=torch.float32).reshape(3)
+        if not bool((radii > 0).all()):
+            raise ValueError(f"Ellipsoid semi-axes must be positive, got {radii.tolist()}")
+        self.register_buffer("centre", torch.as_tensor(centre, dtype=torch.float32).reshape(3))
+        self.register_buffer("radii", radii)
+
+    @classmethod
+    def around(cls, vertices: Float[Tensor, "V 3"]) -> "EllipsoidSDF":
+        """The ellipsoid through the faces' midpoints of the vertices' bounding box."""
+        low, high = vertices.detach().amin(dim=0), vertices.detach().amax(dim=0)
+        return cls((low + high) / 2, (high - low) / 2)
+
+    def forward(self, points: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch"]:
+        scaled = (points - self.centre) / self.radii
+        # The small constant keeps the gradient finite at the centre.
+        return (torch.sqrt((scaled * scaled).sum(dim=-1) + 1e-12) - 1.0) * self.radii.min()

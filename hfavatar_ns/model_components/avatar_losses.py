@@ -53,8 +53,10 @@ def avatar_losses(
             losses["silhouette_loss"] = config.silhouette_loss_mult * silhouette
     if "eikonal_gradients" in outputs:
         norms = outputs["eikonal_gradients"].norm(dim=-1)
-        losses["eikonal_loss"] = config.eikonal_loss_mult * ((norms - 1.0) ** 2).mean()
-        losses["residual_loss"] = config.residual_loss_mult * outputs["residual_sdf"].abs().mean()
+        target = outputs.get("eikonal_target_norm", 1.0)  # the prior's own norm, or NeuS's 1
+        losses["eikonal_loss"] = config.eikonal_loss_mult * ((norms - target) ** 2).mean()
+        if config.body_prior:  # without a body prior the residual is the shape: nothing to pull it towards
+            losses["residual_loss"] = config.residual_loss_mult * outputs["residual_sdf"].abs().mean()
     if "smoothness_gradients" in outputs:
         gradients, neighbour_gradients = outputs["smoothness_gradients"]
         losses["normal_smoothness_loss"] = config.normal_smoothness_loss_mult * normal_difference(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -590,6 +590,10 @@ class InnerSamplerConfig:
     margin: float = 0.15
     """Dilation of the posed body, metres. About 5 cm holds tight clothing; loose clothing (a flared skirt
     reaches ~17 cm beyond the body) needs more."""
+    strategy: Literal["shell", "box"] = "shell"
+    """``shell``: samples only inside the dilated posed body (prior-guided inner sampling). ``box``: the same
+    number of samples spread evenly over the ray's stretch through the frame's box around the dilated body,
+    as methods without inner sampling do with the body's bounding box (the ablation of inner sampling)."""
 
     def setup(self, **kwargs) -> "InnerSampler":
         return self._target(self, **kwargs)
@@ -651,6 +655,19 @@ class InnerSampler(nn.Module):
             self._grids[frame] = cached
         return cached[0], cached[1]
 
+    def contains(self, points: Float[Tensor, "N 3"], frame: int) -> Bool[Tensor, "N"]:
+        """Whether points lie in the space this sampler samples for ``frame`` (its occupied voxels, or its
+        whole box with ``strategy="box"``): nothing outside it is ever rendered."""
+        occupancy, box = self.grid(frame)
+        occupancy, box = occupancy.to(points.device), box.to(points.device)
+        resolution = occupancy.shape[0]
+        index = torch.floor((points - box[0]) / (box[1] - box[0]) * resolution).long()
+        in_box = ((index >= 0) & (index < resolution)).all(dim=-1)
+        if self.config.strategy == "box":
+            return in_box
+        index = index.clamp(0, resolution - 1)
+        return in_box & occupancy[index[:, 0], index[:, 1], index[:, 2]]
+
     def forward(self, ray_bundle, frame_indices: Int[Tensor, "*R"]):
         """Sample a batch of rays, each in its own frame's shell.
 
@@ -672,6 +689,8 @@ class InnerSampler(nn.Module):
         frames, grid_indices = torch.unique(frame_indices, return_inverse=True)
         grids = [self.grid(int(frame)) for frame in frames.tolist()]
         occupancy = torch.stack([grid for grid, _ in grids]).to(origins.device)
+        if self.config.strategy == "box":
+            occupancy = torch.ones_like(occupancy)
         boxes = torch.stack([box for _, box in grids]).to(origins.device)
 
         nears = None if ray_bundle.nears is None else ray_bundle.nears.reshape(-1)

@@ -34,13 +34,18 @@ from hfavatar_ns.deformation.backward import (
 )
 from hfavatar_ns.evaluation.image_metrics import LpipsNet, avatar_image_metrics, lpips_metric, psnr
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
-from hfavatar_ns.geometry.prior_sdf import PriorSDF
+from hfavatar_ns.geometry.prior_sdf import EllipsoidSDF, PriorSDF
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
 from hfavatar_ns.model_components.mask_trust import contradicted_background
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
 from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite
 from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
+
+
+NO_PRIOR_RESIDUAL_SCALE = 0.5
+"""Metres the residual may move the surface when there is no body prior (``body_prior=False``): enough to
+carve a body out of the ellipsoid it starts from."""
 
 
 @dataclass
@@ -56,6 +61,11 @@ class HFAvatarModelConfig(ModelConfig):
     """Hip abduction (radians) of the canonical star pose."""
     canonical_margin: float = 0.15
     """Margin (metres) around the canonical body of the box the residual field and prior grid cover."""
+    body_prior: bool = True
+    """The SDF is the body's plus a residual. False is the ablation without a body prior: the base is an
+    ellipsoid filling the canonical body's box and the residual learns the whole shape, so its bound is
+    widened to ``NO_PRIOR_RESIDUAL_SCALE``; the residual's L1 pull and the mapping rejection, which both
+    read the body's distance, are off. Sampling and skinning still follow the body."""
     prior_sdf_resolution: int = 96
     """Nodes per axis of the tabulated body-prior SDF (along the longest axis when ``prior_sdf_isotropic``)."""
     prior_sdf_isotropic: bool = False
@@ -73,6 +83,11 @@ class HFAvatarModelConfig(ModelConfig):
     miss hands and feet, and trusting them erases the limb (``mask_trust.contradicted_background``). None:
     trust every mask pixel."""
     eikonal_loss_mult: float = 0.3
+    eikonal_target: Literal["prior", "unit"] = "prior"
+    """Gradient norm the eikonal loss asks of the SDF: ``unit`` is NeuS's |grad f| = 1; ``prior`` the body prior's
+    own norm at the point (1 away from the body). A tabulated distance is not an exact one where the body is
+    thinner than its grid (between the fingers, at the lips and eyes: norms of 0.5-0.8), and asking the sum
+    for norm 1 there makes the residual reshape the hands and face the images cannot resolve."""
     residual_loss_mult: float = 0.05
     """L1 on the residual SDF: keep to the body where the images say nothing."""
     non_rigid_loss_mult: float = 1.0
@@ -115,15 +130,22 @@ class HFAvatarModel(Model):
         self.body.set_canonical_pose(star_pose(cfg.canonical_leg_angle))
         canonical = self.body.canonical_body()
         bounds = self.body.canonical_bounds(cfg.canonical_margin)
-        prior_sdf = PriorSDF(
-            canonical.vertices,
-            canonical.faces,
-            bounds,
-            cfg.prior_sdf_resolution,
-            cfg.prior_sdf_isotropic,
-            cfg.prior_sdf_interpolation,
-        )
-        self.field = AvatarField(cfg.sdf_field, bounds, prior_sdf)
+        field_config = cfg.sdf_field
+        if cfg.body_prior:
+            prior_sdf = PriorSDF(
+                canonical.vertices,
+                canonical.faces,
+                bounds,
+                cfg.prior_sdf_resolution,
+                cfg.prior_sdf_isotropic,
+                cfg.prior_sdf_interpolation,
+            )
+        else:
+            prior_sdf = EllipsoidSDF.around(canonical.vertices)
+            field_config = dataclasses.replace(
+                field_config, residual_scale=max(field_config.residual_scale, NO_PRIOR_RESIDUAL_SCALE)
+            )
+        self.field = AvatarField(field_config, bounds, prior_sdf)
         self.deformation = BackwardDeformation(cfg.deformation, self.body)
         self.sampler = InnerSampler(cfg.sampler)
         self.sampler.set_bodies(self.body, self.scene_box.aabb)
@@ -145,18 +167,29 @@ class HFAvatarModel(Model):
         return self.field.get_sdf(points).reshape(-1)
 
     def posed_sdf(self, points: Float[Tensor, "N 3"], row: int) -> Float[Tensor, "N"]:
-        """The avatar's SDF at observation-space points of one frame (a row of ``self.body``)."""
-        rows = torch.full((points.shape[0],), int(row), dtype=torch.long, device=points.device)
-        canonical, aux = self.deformation(points, rows)
-        prior, sdf, _ = self.field.sdf_parts(canonical)
-        return self.reject(sdf, prior, aux["body_distance"]).reshape(-1)
+        """The avatar's SDF at observation-space points of one frame (a row of ``self.body``).
+
+        Only points in the space the sampler samples for the frame are deformed and evaluated: nothing
+        outside it is ever rendered, so the avatar is empty there and gets a positive stand-in value (the
+        shell's margin). A mesh then shows what renders, and a grid over the frame's box costs a fraction
+        of the evaluations."""
+        sdf = points.new_full((points.shape[0],), float(self.config.sampler.margin))
+        sampled = self.sampler.contains(points, int(row))
+        if bool(sampled.any()):
+            inside = points[sampled]
+            rows = torch.full((inside.shape[0],), int(row), dtype=torch.long, device=points.device)
+            canonical, aux = self.deformation(inside, rows)
+            prior, field_sdf, _ = self.field.sdf_parts(canonical)
+            sdf[sampled] = self.reject(field_sdf, prior, aux["body_distance"]).reshape(-1).to(sdf.dtype)
+        return sdf
 
     def posed_bounds(self, row: int, margin: Optional[float] = None) -> Float[Tensor, "2 3"]:
         """A box around one frame's posed body, wide enough for loose clothing."""
         return self.body.posed_bounds([int(row)], self.config.sampler.margin + 0.05 if margin is None else margin)
 
     def reject(self, sdf: Tensor, prior_sdf: Tensor, body_distance: Tensor) -> Tensor:
-        return reject_inconsistent_mapping(sdf, prior_sdf, body_distance, self.config.mapping_tolerance)
+        tolerance = self.config.mapping_tolerance if self.config.body_prior else 0.0  # needs the body's distance
+        return reject_inconsistent_mapping(sdf, prior_sdf, body_distance, tolerance)
 
     @torch.no_grad()
     def vertex_colors(
@@ -283,6 +316,8 @@ class HFAvatarModel(Model):
             "residual_sdf": geometry.sdf - geometry.prior_sdf,
             "non_rigid_offset": aux["non_rigid_offset"],
         }
+        if self.config.eikonal_target == "prior" and self.config.body_prior:  # the ellipsoid has no such norm
+            outputs["eikonal_target_norm"] = self.field.prior_gradient(points_canonical).norm(dim=-1)
         if self.config.normal_smoothness_loss_mult > 0:
             radius = self.config.normal_smoothness_radius
             near = near_surface_points(

@@ -27,7 +27,7 @@ class SynthCommand:
 
     output_dir: tyro.conf.Positional[Path]
     """Folder to write (must be empty or new unless --overwrite)."""
-    preset: Literal["tiny", "default", "zju", "mono"] = "default"
+    preset: Literal["tiny", "default", "zju", "mono", "detail"] = "default"
     cameras: Optional[int] = None
     """Number of cameras (preset value if not given)."""
     frames: Optional[int] = None

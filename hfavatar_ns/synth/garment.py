@@ -67,6 +67,12 @@ class ClothedSubject:
     """Canonical |x| beyond which the top is a sleeve (its stripes run around the arm)."""
     sole_height: float
     """Canonical height below which a shoe is sole."""
+    fold_displacement: Float[Array, "V"]
+    """The wrinkles' share of each vertex's outward offset from the body (metres; 0 where there are none)."""
+    fold_free_vertices: Float[Array, "V 3"]
+    """``vertices`` with the wrinkles flattened: the fold-free clothed surface."""
+    fold_region: np.ndarray
+    """Boolean per vertex: the clothed torso, where fold recovery is scored (the top, sleeves excluded)."""
 
 
 def subdivide(
@@ -135,10 +141,15 @@ def fold_displacement(
     return displacement
 
 
+TOP_THICKNESS = 0.005
+"""Metres between the body and the top's fold-free surface."""
+
+
 def clothing_offsets(
     vertices: Float[Array, "V 3"], material: Int[Array, "V"], joints: Float[Array, "24 3"], rng: np.random.Generator
-) -> Float[Array, "V"]:
-    """Outward offset (metres) of each body vertex: cloth thickness plus wrinkles; hair and shoes."""
+) -> Tuple[Float[Array, "V"], Float[Array, "V"]]:
+    """Outward offset (metres) of each body vertex: cloth thickness plus wrinkles; hair and shoes. Also
+    returns the wrinkles' share of it (the offset minus the fold-free cloth's)."""
     offsets = np.zeros(len(vertices))
     shoulder_x = np.abs(joints[[JOINT["left_shoulder"], JOINT["right_shoulder"]], 0]).mean()
     # Folds run around the torso (crests horizontal) and around the sleeves (crests along the arm's girth).
@@ -146,12 +157,14 @@ def clothing_offsets(
     sleeve_folds = fold_displacement(vertices, np.array([1.0, 0.0, 0.0]), rng)
     on_sleeve = np.clip((np.abs(vertices[:, 0]) - (shoulder_x - 0.03)) / 0.06, 0.0, 1.0)
     top_folds = (1 - on_sleeve) * torso_folds + on_sleeve * sleeve_folds
-    offsets[material == TOP] = np.maximum(0.001, 0.005 + top_folds[material == TOP])  # cloth rests on the body
+    on_top = material == TOP
+    offsets[on_top] = np.maximum(0.001, TOP_THICKNESS + top_folds[on_top])  # cloth rests on the body
     offsets[material == SHORTS] = 0.003
     offsets[material == SHOES] = 0.006
     hair = material == HAIR
     offsets[hair] = 0.010 + 0.002 * np.sin(vertices[hair, 0] * 2 * np.pi / 0.015 + 3 * vertices[hair, 1] / 0.05)
-    return offsets
+    folds = np.where(on_top, offsets - TOP_THICKNESS, 0.0)
+    return offsets, folds
 
 
 def skirt_shape(body_vertices: Float[Array, "V 3"], joints: Float[Array, "24 3"]) -> SkirtShape:
@@ -311,7 +324,11 @@ def build_clothed_subject(
     body_vertices, body_faces, body_weights = subdivide(vertices, faces, skinning_weights)
     body_material = body_materials(body_vertices, body_weights, joints, shape)
     normals = trimesh.Trimesh(body_vertices, body_faces, process=False).vertex_normals
-    body_vertices = body_vertices + clothing_offsets(body_vertices, body_material, joints, rng)[:, None] * normals
+    offsets, folds = clothing_offsets(body_vertices, body_material, joints, rng)
+    body_vertices = body_vertices + offsets[:, None] * normals
+    fold_free_body = body_vertices - folds[:, None] * normals
+    shoulder_x = float(np.abs(joints[[JOINT["left_shoulder"], JOINT["right_shoulder"]], 0]).mean())
+    torso = (body_material == TOP) & (np.abs(body_vertices[:, 0]) < shoulder_x - 0.03)  # where the torso's folds are
 
     is_arm = np.isin(body_weights.argmax(axis=1), _ARM_JOINTS)
     skirt_vertices, skirt_faces, mid_surface = flared_skirt(body_vertices, is_arm, shape, rng)
@@ -324,6 +341,7 @@ def build_clothed_subject(
     corner = material[all_faces]
     face_material = np.where(corner[:, 1] == corner[:, 2], corner[:, 1], corner[:, 0])  # majority of three
     is_skirt = np.concatenate([np.zeros(len(body_vertices), bool), np.ones(len(skirt_vertices), bool)])
+    no_skirt = np.zeros(len(skirt_vertices), bool)
     sole = float(vertices[:, 1].min() + 0.025)
     return ClothedSubject(
         vertices=all_vertices,
@@ -335,4 +353,7 @@ def build_clothed_subject(
         skirt=shape,
         sleeve_x=float(np.abs(joints[[JOINT["left_shoulder"], JOINT["right_shoulder"]], 0]).mean() - 0.02),
         sole_height=sole,
+        fold_displacement=np.concatenate([folds, np.zeros(len(skirt_vertices))]),
+        fold_free_vertices=np.concatenate([fold_free_body, skirt_vertices]),
+        fold_region=np.concatenate([torso, no_skirt]),
     )

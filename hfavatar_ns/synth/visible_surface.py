@@ -41,9 +41,19 @@ def visible_faces(
 
 
 def visible_surface(
-    vertices: Float[Array, "V 3"], faces: Int[Array, "F 3"], camera_centres: Float[Array, "C 3"]
+    vertices: Float[Array, "V 3"],
+    faces: Int[Array, "F 3"],
+    camera_centres: Float[Array, "C 3"],
+    visible: Bool[Array, "F"] | None = None,
 ) -> Tuple[Float[Array, "W 3"], Int[Array, "H 3"]]:
-    """The visible faces (see :func:`visible_faces`) with their vertices only."""
-    kept = faces[visible_faces(vertices, faces, camera_centres)]
+    """The visible faces (see :func:`visible_faces`; or the ``visible`` ones) with their vertices only."""
+    kept = faces[visible_faces(vertices, faces, camera_centres) if visible is None else visible]
     used, inverse = np.unique(kept, return_inverse=True)
     return vertices[used], inverse.reshape(-1, 3)
+
+
+def fully_visible_vertices(faces: Int[Array, "F 3"], visible: Bool[Array, "F"], num_vertices: int) -> Bool[Array, "V"]:
+    """Vertices all of whose faces are visible: the ground truth around them is complete."""
+    touches_hidden = np.zeros(num_vertices, dtype=bool)
+    touches_hidden[faces[~visible].reshape(-1)] = True
+    return ~touches_hidden

@@ -13,6 +13,9 @@ Layout (``OUT/``)::
     ground_truth/canonical.ply        clothed subject, canonical pose (body model frame), vertex colours
     ground_truth/posed/{i:06d}.ply    clothed subject per frame, world coordinates: the faces some camera
                                       of the capture sees (see hfavatar_ns.synth.visible_surface)
+    ground_truth/folds/{i:06d}.npz    the clothed torso's fold-free surface per frame, world coordinates:
+                                      ``points`` [N, 3], unit ``normals`` [N, 3] and the folds' true
+                                      ``displacement`` [N] along them, metres (hfavatar_ns.evaluation.fold_recovery)
     ground_truth/subject.npz          canonical vertices, faces, skinning weights, materials, skirt flags
     ground_truth/fits/{i}.npy         the exact fits (``new_params`` format)
     ground_truth/mask_cihp/...        the exact masks, when the written ones have errors
@@ -43,7 +46,7 @@ from hfavatar_ns.synth.garment import PART_LABELS, ClothedSubject, build_clothed
 from hfavatar_ns.synth.motion import ground_translation, walking_motion
 from hfavatar_ns.synth.raycast import embree_intersector, render
 from hfavatar_ns.synth.texture import TextureParams, albedo
-from hfavatar_ns.synth.visible_surface import visible_surface
+from hfavatar_ns.synth.visible_surface import fully_visible_vertices, visible_faces, visible_surface
 
 LIGHT_DIRECTION = np.array([0.35, -0.55, 0.75])
 """Towards the light, world z-up: from above, slightly to one side."""
@@ -81,9 +84,12 @@ def _pose(body_model: BodyModel, poses, Rh, Th, shapes) -> Tuple[torch.Tensor, t
     return posed.vertices, posed.bone_transforms, posed.joints
 
 
-def pose_subject(subject: ClothedSubject, bone_transforms: torch.Tensor) -> np.ndarray:
-    """Clothed subject vertices for a batch of bone transforms (canonical -> world), float64."""
-    vertices = torch.as_tensor(subject.vertices, dtype=torch.float64)
+def pose_subject(
+    subject: ClothedSubject, bone_transforms: torch.Tensor, vertices: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Clothed subject vertices (or other canonical ``vertices`` skinned as the subject's) for a batch of
+    bone transforms (canonical -> world), float64."""
+    vertices = torch.as_tensor(subject.vertices if vertices is None else vertices, dtype=torch.float64)
     weights = torch.as_tensor(subject.skinning_weights, dtype=torch.float64)
     batch = bone_transforms.shape[0]
     posed = linear_blend_skinning(
@@ -205,9 +211,19 @@ class _FrameWriter:
             np.save(self.output_dir / folder / f"{i}.npy", params_i, allow_pickle=True)
         np.save(self.output_dir / "new_vertices" / f"{i}.npy", fit_vertices[0].numpy().astype(np.float32))
         if self.config.write_posed_meshes:
-            visible_vertices, visible_faces = visible_surface(posed, subject.faces, cameras.centres)
-            trimesh.Trimesh(visible_vertices, visible_faces, process=False).export(
+            seen = visible_faces(posed, subject.faces, cameras.centres)
+            visible_vertices, visible_triangles = visible_surface(posed, subject.faces, cameras.centres, seen)
+            trimesh.Trimesh(visible_vertices, visible_triangles, process=False).export(
                 self.output_dir / "ground_truth" / "posed" / f"{i:06d}.ply"
+            )
+            fold_free = trimesh.Trimesh(pose_subject(subject, bones, subject.fold_free_vertices)[0], subject.faces, process=False)
+            # Folds are scored where the truth is complete: torso vertices all of whose faces a camera sees.
+            region = subject.fold_region & fully_visible_vertices(subject.faces, seen, len(posed))
+            np.savez_compressed(
+                self.output_dir / "ground_truth" / "folds" / f"{i:06d}.npz",
+                points=fold_free.vertices[region].astype(np.float32),
+                normals=np.asarray(fold_free.vertex_normals)[region].astype(np.float32),
+                displacement=subject.fold_displacement[region].astype(np.float32),
             )
 
         intersector = embree_intersector(posed, subject.faces)
@@ -281,7 +297,7 @@ def generate_capture(
     )
     num_cameras, num_frames, size = len(cameras), config.num_frames, config.resolution
 
-    folders = ["new_params", "new_vertices", "ground_truth/posed", "ground_truth/fits"]
+    folders = ["new_params", "new_vertices", "ground_truth/posed", "ground_truth/folds", "ground_truth/fits"]
     for c in range(num_cameras):
         folders += [camera_name(c), f"mask_cihp/{camera_name(c)}"]
         if config.mask_errors.any:
