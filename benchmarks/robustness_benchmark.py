@@ -31,6 +31,7 @@ NOISY_FITS = {"fit_joint_noise_deg": 3.0, "fit_rotation_noise_deg": 1.0, "fit_tr
 NOISY_MASKS = {"mask_boundary_jitter_px": 2.0, "mask_missing_limb_rate": 0.2, "mask_blob_rate": 0.2}
 REFINE = ["pipeline.model.deformation.pose_refinement=True"]
 NO_REFINE = ["pipeline.model.deformation.pose_refinement=False"]
+OUTLINE_2PX = "pipeline.datamanager.pixel_sampler.mask_outline_px=2"
 
 CAPTURES = {  # name: (preset, capture errors)
     "default": ("default", {}),
@@ -45,6 +46,7 @@ ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "noisy_fits_refined": ("default_noisy_fits", "default", REFINE),
     "noisy_masks": ("default_noisy_masks", "default", NO_REFINE),
     "noisy_masks_trust_all": ("default_noisy_masks", "default", NO_REFINE + ["pipeline.model.mask_trust_margin=None"]),
+    "noisy_masks_outline": ("default_noisy_masks", "default", NO_REFINE + [OUTLINE_2PX]),
     "mono": ("mono", "mono", []),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -55,3 +56,32 @@ def test_losses_without_untrusted_rays_equal_the_losses_of_the_trusted_ones():
     for name in ("rgb_loss", "mask_loss", "silhouette_loss"):
         assert torch.allclose(some[name], subset[name]), name
     assert not torch.allclose(some["mask_loss"], everything["mask_loss"])
+
+
+@pytest.mark.slow
+def test_rays_at_a_mask_outline_are_left_out_of_the_losses_from_the_command_line(tmp_path):
+    """``--pipeline.datamanager.pixel-sampler.mask-outline-px`` reaches the sampler, and the model drops
+    the flagged rays from its image losses."""
+    import tyro
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+    from hfavatar_ns.synth.config import SynthConfig
+    from hfavatar_ns.synth.writer import generate_capture
+    from hfavatar_ns.training import set_up_trainer
+
+    capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
+    args = ["hfavatar-lite", "--data", str(capture), "--output-dir", str(tmp_path / "out"), "--vis", "tensorboard",
+            "--max-num-iterations", "1", "--pipeline.datamanager.pixel-sampler.mask-outline-px", "2"]  # fmt: skip
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
+    config.pipeline.datamanager.data = config.data
+    config.set_timestamp()
+    trainer = set_up_trainer(config)
+    trainer.train()
+    pipeline = trainer.pipeline
+    ray_bundle, batch = pipeline.datamanager.next_train(1)
+    flagged = batch["mask_outline"].reshape(-1)
+    assert flagged.any() and not flagged.all()
+    outputs = pipeline.model(ray_bundle)
+    dropped = pipeline.model.get_loss_dict(outputs, batch)
+    kept = pipeline.model.get_loss_dict(outputs, {**batch, "mask_outline": torch.zeros_like(batch["mask_outline"])})
+    assert not torch.allclose(dropped["mask_loss"], kept["mask_loss"])

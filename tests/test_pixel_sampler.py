@@ -6,6 +6,7 @@ from hfavatar_ns.data.pixel_sampler import (
     ForegroundPixelSamplerConfig,
     dilate_masks,
     flat_pixel_indices,
+    mask_outlines,
     unflatten_pixel_indices,
 )
 
@@ -112,3 +113,29 @@ def test_empty_masks_fall_back_to_uniform_sampling():
     torch.manual_seed(0)
     indices = ForegroundPixelSamplerConfig(band_width=0.1).setup().sample_method(500, 2, 40, 40, mask=masks)
     assert indices.shape == (500, 3) and indices[:, 1].float().std() > 8  # spread over the image
+
+
+def test_outline_flags_pixels_near_a_change_of_label_on_both_sides():
+    masks = square_masks()  # foreground rows and columns 15..24
+    outline = mask_outlines(masks, 2)[0, :, :, 0]
+    assert outline.dtype == torch.bool
+    row = outline[20]  # through the square's middle: columns 13..16 and 23..26 are within 2 px of an edge
+    assert row.nonzero().reshape(-1).tolist() == [13, 14, 15, 16, 23, 24, 25, 26]
+    assert not outline[20, 20] and not outline[20, 5]  # deep inside, far outside
+    assert not mask_outlines(masks, 0).any()
+    assert not mask_outlines(torch.ones(1, 9, 9, 1), 2).any()  # the image border is no outline
+
+
+def test_collated_rays_carry_their_outline_flag():
+    masks = square_masks().bool()
+    images = torch.rand(2, 40, 40, 3)
+    batch = {"image": images, "mask": masks, "image_idx": torch.tensor([5, 7])}
+    sampler = ForegroundPixelSamplerConfig(num_rays_per_batch=256, band_width=0.1, mask_outline_px=1).setup()
+    torch.manual_seed(0)
+    rays = sampler.collate_image_dataset_batch(batch, 256)
+    assert "mask_outline" not in batch  # the cached batch is left as it was
+    image = (rays["indices"][:, 0] == 7).long()
+    expected = mask_outlines(masks, 1)[image, rays["indices"][:, 1], rays["indices"][:, 2]]
+    assert torch.equal(rays["mask_outline"], expected) and expected.any() and not expected.all()
+    plain = ForegroundPixelSamplerConfig(num_rays_per_batch=256, band_width=0.1).setup()
+    assert "mask_outline" not in plain.collate_image_dataset_batch(batch, 256)

@@ -13,12 +13,18 @@ are sampled equally often.
 
 The band's pixels are drawn by index from a list made once per set of masks, not by nerfstudio's
 rejection sampling: that loop reads a count back every round (~30 host-device syncs a step on a GPU).
+
+Real masks' outlines are a few pixels off (CIHP's, a matting network's). With ``mask_outline_px`` the
+sampler also hands each ray a ``mask_outline`` flag: the pixel lies within that many pixels of its mask's
+outline, where the label is a guess; the model leaves such rays out of its image losses, as the
+NeuralBody-style ZJU-MoCap pipelines mark the mask border "ignore". Geometry there is then set by the
+views in which that surface is not at the outline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Type, Union
+from typing import Dict, Optional, Type, Union
 
 import numpy as np
 import torch
@@ -47,6 +53,17 @@ def dilate_masks(masks: Float[Tensor, "N H W 1"], radius: int) -> Bool[Tensor, "
     return torch.from_numpy(grown).to(masks.device).bool()[..., None]
 
 
+def mask_outlines(masks: Float[Tensor, "N H W 1"], radius: int) -> Bool[Tensor, "N H W 1"]:
+    """Pixels within ``radius`` pixels (square neighbourhood) of a change of label: foreground pixels
+    with background that near, and background pixels with foreground that near. ``radius`` 0: none."""
+    if radius <= 0:
+        return torch.zeros(masks.shape, dtype=torch.bool, device=masks.device)
+    grown = dilate_masks(masks, radius)
+    background = (masks[..., :1] <= 0.5).float()  # masks come as floats or (from nerfstudio) as bools
+    shrunk = ~dilate_masks(background, radius)  # eroding the foreground = dilating the background
+    return grown & ~shrunk
+
+
 def flat_pixel_indices(pixels: Bool[Tensor, "N H W 1"]) -> Int[Tensor, "K"]:
     """Row-major indices into ``N * H * W`` of the true pixels (int32 when they fit, to halve the
     memory a band of many large images takes)."""
@@ -68,6 +85,9 @@ class ForegroundPixelSamplerConfig(PixelSamplerConfig):
     """Share of each batch drawn from the band around the person (the dilated mask)."""
     band_width: float = 0.03
     """How far the band reaches beyond the mask, as a fraction of the image's longer side (0: the mask)."""
+    mask_outline_px: int = 0
+    """Rays within this many pixels of their mask's outline are flagged ``mask_outline`` and left out of
+    the image losses (masks from a segmentation network are that far off). 0: every label is used."""
 
 
 class ForegroundPixelSampler(PixelSampler):
@@ -78,6 +98,8 @@ class ForegroundPixelSampler(PixelSampler):
         self._band_source: Optional[Tensor] = None
         self._band: Optional[Tensor] = None
         self._band_pixels: Optional[Tensor] = None
+        self._outline_source: Optional[Tensor] = None
+        self._outline: Optional[Tensor] = None
 
     def band(self, mask: Tensor) -> Tensor:
         """The dilated mask, kept while nerfstudio hands the same mask tensor to every step (until it
@@ -87,6 +109,17 @@ class ForegroundPixelSampler(PixelSampler):
             self._band_source, self._band = mask, dilate_masks(mask, radius)
             self._band_pixels = flat_pixel_indices(self._band)
         return self._band
+
+    def outline(self, mask: Tensor) -> Bool[Tensor, "N H W 1"]:
+        """:func:`mask_outlines` of the cached masks, made once per set of masks like the band."""
+        if mask is not self._outline_source:
+            self._outline_source, self._outline = mask, mask_outlines(mask, self.config.mask_outline_px)
+        return self._outline
+
+    def collate_image_dataset_batch(self, batch: Dict, num_rays_per_batch: int, keep_full_image: bool = False):
+        if self.config.mask_outline_px > 0 and batch.get("mask") is not None:
+            batch = {**batch, "mask_outline": self.outline(batch["mask"])}  # collated per ray with the rest
+        return super().collate_image_dataset_batch(batch, num_rays_per_batch, keep_full_image)
 
     def band_pixels(self, mask: Tensor) -> Int[Tensor, "K"]:
         """Flat indices of the band's pixels (see :func:`flat_pixel_indices`), made with the band."""

@@ -367,6 +367,8 @@ class HFAvatarModel(Model):
             mask, batch["image"].to(device)[..., :3].float(), outputs["rgb"], outputs["accumulation"],
             self.background(device), self.config.mask_trust_margin,
         )  # fmt: skip
+        if "mask_outline" in batch:  # labels the pixel sampler found too near a mask's outline to believe
+            ignored = ignored | batch["mask_outline"].to(device).reshape(ignored.shape)
         skinning = self.deformation.skinning_field.parameters()
         return avatar_losses(
             self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(), trusted=~ignored
