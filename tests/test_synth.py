@@ -180,3 +180,25 @@ def test_fold_ground_truth_describes_the_true_surface(capture: Path):
         truth = trimesh.load(capture / "ground_truth" / "posed" / f"{i:06d}.ply", process=False)
         # The true surface lies the true displacement away from the fold-free one: it recovers its own folds.
         assert fold_recovery(truth, points, normals, displacement) > 0.95
+
+
+def test_bare_body_with_a_backpack_is_the_body_model_plus_a_box(tmp_path: Path):
+    """``outfit="bare"``: the truth is the fits' own body wherever the box is not, so a body prior is exact
+    there; ``backpack``: a box behind the back, moving with it, that no body model has."""
+    from hfavatar_ns.body.factory import make_body_model
+    from hfavatar_ns.synth.garment import BACKPACK_SIZE
+
+    faces = make_body_model("free").canonical().faces.numpy()
+    config = SynthConfig.from_preset("tiny", num_frames=2, outfit="bare", backpack=True)
+    capture = generate_capture(tmp_path / "pack", config, progress=False)
+    assert not (capture / "ground_truth" / "folds" / "000000.npz").exists()  # nothing to score folds on
+    for i in range(2):
+        posed = np.asarray(trimesh.load(capture / "ground_truth" / "posed" / f"{i:06d}.ply", process=False).vertices)
+        body = trimesh.Trimesh(np.load(capture / "new_vertices" / f"{i}.npy"), faces, process=False)
+        distance = np.abs(trimesh.proximity.signed_distance(body, posed))
+        off_body = distance > 0.002
+        assert 0.05 < off_body.mean() < 0.5  # the box's seen faces; the rest lies on the body
+        assert distance.max() > BACKPACK_SIZE[2]  # the box's far side
+        box = posed[off_body]
+        extent = np.sort(box.max(axis=0) - box.min(axis=0))
+        assert np.all(extent < np.sort(BACKPACK_SIZE) * 1.5 + 0.05)  # one box, not scattered pieces

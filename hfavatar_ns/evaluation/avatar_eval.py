@@ -14,7 +14,7 @@ import trimesh
 
 from hfavatar_ns.evaluation.fold_recovery import fold_recovery, read_folds
 from hfavatar_ns.evaluation.image_metrics import psnr
-from hfavatar_ns.evaluation.mesh_metrics import mesh_metrics
+from hfavatar_ns.evaluation.mesh_metrics import chamfer_mm_where_right, mesh_metrics
 from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
 
 
@@ -97,12 +97,14 @@ def compare_posed_geometry(
     mesh_the_prior: bool = False,
 ) -> GeometryComparison:
     """Mesh metrics of the avatar and of the body prior against ground truth, averaged over frames, with fold
-    recovery where the capture has fold ground truth; ``mesh_the_prior`` also scores the prior meshed as the
-    avatar is (``body_prior_meshed``)."""
+    recovery where the capture has fold ground truth and the Chamfer distance where the posed body is already
+    right (``chamfer_mm_where_body_right``: truth within 5 mm of it); ``mesh_the_prior`` also scores the prior
+    meshed as the avatar is (``body_prior_meshed``)."""
     avatar, prior, prior_meshed = [], [], []
 
-    def scores(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, folds) -> Dict[str, float]:
+    def scores(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, folds, body: trimesh.Trimesh) -> Dict[str, float]:
         values = mesh_metrics(mesh, truth, samples).as_dict()
+        values["chamfer_mm_where_body_right"] = chamfer_mm_where_right(mesh, truth, body, samples=samples)
         if folds is not None:
             values["fold_recovery"] = fold_recovery(mesh, *folds)
         return values
@@ -111,11 +113,12 @@ def compare_posed_geometry(
         frame_id = model.body.frame_id(row)
         truth = ground_truth_mesh(capture_root, frame_id)
         folds = read_folds(capture_root, frame_id)
-        avatar.append(scores(posed_mesh(model, row, resolution), truth, folds))
-        prior.append(scores(body_mesh(model, row), truth, folds))
+        body = body_mesh(model, row)
+        avatar.append(scores(posed_mesh(model, row, resolution), truth, folds, body))
+        prior.append(scores(body, truth, folds, body))
         if mesh_the_prior:
             with body_prior_only(model):
-                prior_meshed.append(scores(posed_mesh(model, row, resolution), truth, folds))
+                prior_meshed.append(scores(posed_mesh(model, row, resolution), truth, folds, body))
 
     def mean(rows):
         return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]} if rows else None

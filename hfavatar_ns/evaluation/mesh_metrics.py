@@ -8,6 +8,9 @@
 * :func:`normal_consistency`: ARAH's one-directional ``1 - mean |n_pred - n_gt|`` over GT vertices
   and their nearest predicted vertices.
 * :func:`f_score`: harmonic mean of precision and recall of surface samples at a distance threshold.
+* :func:`chamfer_mm_where_right`: :func:`chamfer_mm` over the part of the truth a reference surface (the
+  posed body model) already gets right, so that a method that only adds what the body lacks scores there
+  what the body scores.
 """
 
 from __future__ import annotations
@@ -70,6 +73,25 @@ def f_score(
     precision = float((distances_to_surface(pred, ground_truth) < threshold).mean())
     recall = float((distances_to_surface(gt, predicted) < threshold).mean())
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def chamfer_mm_where_right(
+    predicted: trimesh.Trimesh,
+    ground_truth: trimesh.Trimesh,
+    reference: trimesh.Trimesh,
+    tolerance: float = 0.005,
+    samples: int = 100_000,
+) -> float:
+    """:func:`chamfer_mm` restricted to the truth's samples within ``tolerance`` metres of ``reference``'s
+    surface and the predicted samples whose nearest truth sample is one of those; NaN when there are none."""
+    pred, gt = surface_samples(predicted, samples, 1), surface_samples(ground_truth, samples, 2)
+    agreed = distances_to_surface(gt, reference) < tolerance
+    _, nearest = cKDTree(gt).query(pred, k=1)
+    kept = agreed[nearest]
+    if not agreed.any() or not kept.any():
+        return float("nan")
+    to_truth = distances_to_surface(pred[kept], ground_truth).mean()
+    return 500.0 * float(to_truth + distances_to_surface(gt[agreed], predicted).mean())
 
 
 @dataclass

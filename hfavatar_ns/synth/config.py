@@ -70,6 +70,12 @@ class SynthConfig:
     """Share of written masks that miss a visible hand or foot."""
     mask_blob_rate: float = 0.0
     """Share of written masks with a blob of background labelled as the person, at its outline."""
+    outfit: Literal["clothed", "bare"] = "clothed"
+    """clothed: cloth thickness, wrinkles, hair, shoes and a flared skirt, none of which the body model has;
+    bare: the body model's own surface (textured as if clothed), so the body prior is exact."""
+    backpack: bool = False
+    """A box strapped to the back (about 30 x 36 x 14 cm, rigid with the upper spine): geometry the body model
+    lacks, on a body it may otherwise describe exactly (with ``outfit="bare"``)."""
 
     @property
     def fit_errors(self) -> FitErrorSpec:

@@ -6,6 +6,8 @@
 * A flared, pleated skirt: a closed thin shell (a separate connected component) from the waist to
   above the knees, wider than the legs, skinned by weights blended from nearby body vertices
   (pelvis, spine, hips) and smoothed over the skirt.
+* Optionally (``outfit="bare"``) none of that: the body model's own surface, so a body prior is exact;
+  and optionally a backpack, a box rigid with the upper spine, which no body model has.
 
 Everything lives in the body model's canonical frame (y up, facing +z, metres) and is posed with the
 body's bone transforms by linear blend skinning.
@@ -308,14 +310,45 @@ def skirt_skinning_weights(
     return grid / grid.sum(axis=-1, keepdims=True)
 
 
+BACKPACK_SIZE = (0.30, 0.36, 0.14)
+"""Width, height and depth of the backpack (metres)."""
+
+
+def backpack(
+    body_vertices: Float[Array, "V 3"], joints: Float[Array, "24 3"], gap: float = 0.01, edge: float = 0.02
+) -> Tuple[Float[Array, "B 3"], Int[Array, "G 3"], Float[Array, "B 24"]]:
+    """A closed box on the canonical body's back (the body faces +z), ``gap`` behind the back's farthest point
+    over the box's footprint, its faces split to edges of at most ``edge`` metres (so the posed ground truth
+    keeps the camera-seen part of each face), rigid with ``spine3``."""
+    width, height, depth = BACKPACK_SIZE
+    spine2, spine3 = joints[JOINT["spine2"]], joints[JOINT["spine3"]]
+    centre_x, centre_y = spine3[0], 0.5 * (spine2[1] + spine3[1])
+    x, y, z = body_vertices.T
+    behind = (np.abs(x - centre_x) < width / 2) & (np.abs(y - centre_y) < height / 2) & (z < spine3[2])
+    back_z = float(body_vertices[behind, 2].min())
+    box = trimesh.creation.box(extents=BACKPACK_SIZE)
+    box.apply_translation([centre_x, centre_y, back_z - gap - depth / 2])
+    vertices, faces = trimesh.remesh.subdivide_to_size(box.vertices, box.faces, max_edge=edge)
+    weights = np.zeros((len(vertices), 24))
+    weights[:, JOINT["spine3"]] = 1.0
+    return vertices, faces, weights
+
+
 def build_clothed_subject(
     vertices: Float[Array, "V 3"],
     faces: Int[Array, "F 3"],
     skinning_weights: Float[Array, "V 24"],
     joints: Float[Array, "24 3"],
     seed: int,
+    outfit: str = "clothed",
+    with_backpack: bool = False,
 ) -> ClothedSubject:
-    """The clothed subject from a canonical body (the body model's rest vertices, faces, weights, joints)."""
+    """The clothed subject from a canonical body (the body model's rest vertices, faces, weights, joints).
+
+    ``outfit="bare"`` leaves the body's surface as the body model has it (materials still paint it);
+    ``with_backpack`` adds :func:`backpack` (material ``TOP``)."""
+    if outfit not in ("clothed", "bare"):
+        raise ValueError(f"Unknown outfit {outfit!r}; choose clothed or bare.")
     rng = np.random.default_rng([seed, 2])
     vertices, faces, skinning_weights, joints = (np.asarray(a, dtype=np.float64) for a in (vertices, faces, skinning_weights, joints))
     faces = faces.astype(np.int64)
@@ -324,23 +357,37 @@ def build_clothed_subject(
     body_vertices, body_faces, body_weights = subdivide(vertices, faces, skinning_weights)
     body_material = body_materials(body_vertices, body_weights, joints, shape)
     normals = trimesh.Trimesh(body_vertices, body_faces, process=False).vertex_normals
-    offsets, folds = clothing_offsets(body_vertices, body_material, joints, rng)
-    body_vertices = body_vertices + offsets[:, None] * normals
-    fold_free_body = body_vertices - folds[:, None] * normals
     shoulder_x = float(np.abs(joints[[JOINT["left_shoulder"], JOINT["right_shoulder"]], 0]).mean())
-    torso = (body_material == TOP) & (np.abs(body_vertices[:, 0]) < shoulder_x - 0.03)  # where the torso's folds are
+    if outfit == "clothed":
+        offsets, folds = clothing_offsets(body_vertices, body_material, joints, rng)
+        body_vertices = body_vertices + offsets[:, None] * normals
+        torso = (body_material == TOP) & (np.abs(body_vertices[:, 0]) < shoulder_x - 0.03)  # where the torso's folds are
+    else:
+        folds, torso = np.zeros(len(body_vertices)), np.zeros(len(body_vertices), bool)
+    fold_free_body = body_vertices - folds[:, None] * normals
 
-    is_arm = np.isin(body_weights.argmax(axis=1), _ARM_JOINTS)
-    skirt_vertices, skirt_faces, mid_surface = flared_skirt(body_vertices, is_arm, shape, rng)
-    grid_weights = skirt_skinning_weights(mid_surface, body_vertices, body_weights).reshape(-1, 24)
-    skirt_weights = np.concatenate([grid_weights, grid_weights])
+    if outfit == "clothed":
+        is_arm = np.isin(body_weights.argmax(axis=1), _ARM_JOINTS)
+        skirt_vertices, skirt_faces, mid_surface = flared_skirt(body_vertices, is_arm, shape, rng)
+        grid_weights = skirt_skinning_weights(mid_surface, body_vertices, body_weights).reshape(-1, 24)
+        skirt_weights = np.concatenate([grid_weights, grid_weights])
+    else:
+        skirt_vertices, skirt_faces, skirt_weights = np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 24))
+    is_skirt = np.concatenate([np.zeros(len(body_vertices), bool), np.ones(len(skirt_vertices), bool)])
+    extra_material = np.full(len(skirt_vertices), SKIRT)
+    if with_backpack:
+        pack_vertices, pack_faces, pack_weights = backpack(body_vertices, joints)
+        skirt_faces = np.concatenate([skirt_faces, pack_faces + len(skirt_vertices)])
+        skirt_vertices = np.concatenate([skirt_vertices, pack_vertices])
+        skirt_weights = np.concatenate([skirt_weights, pack_weights])
+        is_skirt = np.concatenate([is_skirt, np.zeros(len(pack_vertices), bool)])
+        extra_material = np.concatenate([extra_material, np.full(len(pack_vertices), TOP)])
 
     all_vertices = np.concatenate([body_vertices, skirt_vertices])
     all_faces = np.concatenate([body_faces, skirt_faces + len(body_vertices)])
-    material = np.concatenate([body_material, np.full(len(skirt_vertices), SKIRT)])
+    material = np.concatenate([body_material, extra_material])
     corner = material[all_faces]
     face_material = np.where(corner[:, 1] == corner[:, 2], corner[:, 1], corner[:, 0])  # majority of three
-    is_skirt = np.concatenate([np.zeros(len(body_vertices), bool), np.ones(len(skirt_vertices), bool)])
     no_skirt = np.zeros(len(skirt_vertices), bool)
     sole = float(vertices[:, 1].min() + 0.025)
     return ClothedSubject(

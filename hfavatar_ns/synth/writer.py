@@ -108,6 +108,8 @@ def make_sequence(config: SynthConfig, body_model: BodyModel) -> Sequence:
         canonical.skinning_weights.numpy(),
         canonical.joints.numpy(),
         config.seed,
+        outfit=config.outfit,
+        with_backpack=config.backpack,
     )
     motion = walking_motion(
         config.num_frames, config.frame_step, config.seed, config.gait_period, config.turn_period, config.path_radius
@@ -216,15 +218,17 @@ class _FrameWriter:
             trimesh.Trimesh(visible_vertices, visible_triangles, process=False).export(
                 self.output_dir / "ground_truth" / "posed" / f"{i:06d}.ply"
             )
-            fold_free = trimesh.Trimesh(pose_subject(subject, bones, subject.fold_free_vertices)[0], subject.faces, process=False)
-            # Folds are scored where the truth is complete: torso vertices all of whose faces a camera sees.
-            region = subject.fold_region & fully_visible_vertices(subject.faces, seen, len(posed))
-            np.savez_compressed(
-                self.output_dir / "ground_truth" / "folds" / f"{i:06d}.npz",
-                points=fold_free.vertices[region].astype(np.float32),
-                normals=np.asarray(fold_free.vertex_normals)[region].astype(np.float32),
-                displacement=subject.fold_displacement[region].astype(np.float32),
-            )
+            if subject.fold_region.any():  # a bare body has no folds to score
+                fold_free_posed = pose_subject(subject, bones, subject.fold_free_vertices)[0]
+                fold_free = trimesh.Trimesh(fold_free_posed, subject.faces, process=False)
+                # Folds are scored where the truth is complete: torso vertices all of whose faces a camera sees.
+                region = subject.fold_region & fully_visible_vertices(subject.faces, seen, len(posed))
+                np.savez_compressed(
+                    self.output_dir / "ground_truth" / "folds" / f"{i:06d}.npz",
+                    points=fold_free.vertices[region].astype(np.float32),
+                    normals=np.asarray(fold_free.vertex_normals)[region].astype(np.float32),
+                    displacement=subject.fold_displacement[region].astype(np.float32),
+                )
 
         intersector = embree_intersector(posed, subject.faces)
         vertex_normals = np.asarray(trimesh.Trimesh(posed, subject.faces, process=False).vertex_normals)
