@@ -295,7 +295,10 @@ class HFAvatarModel(Model):
             unit_normals = F.normalize(gradient, dim=-1)
             deltas = ray_samples.deltas[hit].reshape(-1, 1)
             sample_alpha = neus_alpha(sdf, gradient, directions, deltas, self.field.inv_s(), self.cos_anneal_ratio)
-            sample_rgb = self.field.get_color(geometry.features, unit_normals, directions, pose)
+            colour_normals = unit_normals
+            if self.field.config.color_normals == "canonical":
+                colour_normals = F.normalize(geometry.gradient, dim=-1)
+            sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose)
             alpha = alpha.index_put((hit,), sample_alpha.reshape(-1, num_samples, 1))
             rgb = rgb.index_put((hit,), sample_rgb.reshape(-1, num_samples, 3))
             normals = normals.index_put((hit,), unit_normals.reshape(-1, num_samples, 3))
