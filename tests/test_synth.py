@@ -202,3 +202,14 @@ def test_bare_body_with_a_backpack_is_the_body_model_plus_a_box(tmp_path: Path):
         box = posed[off_body]
         extent = np.sort(box.max(axis=0) - box.min(axis=0))
         assert np.all(extent < np.sort(BACKPACK_SIZE) * 1.5 + 0.05)  # one box, not scattered pieces
+
+
+def test_command_line_outfit_and_backpack_reach_the_config(tmp_path: Path):
+    import tyro
+
+    from hfavatar_ns.synth.cli import SynthCommand
+
+    config = tyro.cli(SynthCommand, args=[str(tmp_path), "--outfit", "bare", "--backpack"]).config()
+    assert (config.outfit, config.backpack, config.preset) == ("bare", True, "default")
+    plain = tyro.cli(SynthCommand, args=[str(tmp_path)]).config()
+    assert (plain.outfit, plain.backpack) == ("clothed", False)

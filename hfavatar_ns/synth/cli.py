@@ -62,10 +62,10 @@ class SynthCommand:
     """Share of written masks missing a visible hand or foot."""
     mask_blob_rate: float = 0.0
     """Share of written masks with a blob of background labelled as the person."""
-    outfit: Optional[Literal["clothed", "bare"]] = None
-    """clothed (default): clothing, hair, shoes and a skirt the body model lacks; bare: the body model's own
-    surface, so the body prior is exact."""
-    backpack: Optional[bool] = None
+    outfit: Literal["clothed", "bare"] = "clothed"
+    """clothed: clothing, hair, shoes and a skirt the body model lacks; bare: the body model's own surface,
+    so the body prior is exact."""
+    backpack: bool = False
     """Strap a box (about 30 x 36 x 14 cm) to the subject's back: geometry no body model has."""
     video: Optional[Path] = None
     """Also write the first camera's frames as this video file (H.264 MP4), the input of hfavatar-process-video."""
