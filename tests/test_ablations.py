@@ -11,6 +11,7 @@ from hfavatar_ns.models.hfavatar_model import NO_PRIOR_RESIDUAL_SCALE
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.writer import generate_capture
 from hfavatar_ns.training import set_up_trainer
+from ns_train_fixture import ns_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +35,7 @@ def tiny_capture(tmp_path_factory) -> Path:
 
 
 def _train(capture: Path, output: Path, steps: int, flags):
-    import tyro
-    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
-
-    args = ["hfavatar-lite", "--data", str(capture), "--output-dir", str(output), "--vis", "tensorboard",
-            "--max-num-iterations", str(steps), "--steps-per-save", str(steps), *flags]  # fmt: skip
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
-    config.pipeline.datamanager.data = config.data
+    config = ns_train_config(capture, output, steps, *flags)
     config.set_timestamp()
     trainer = set_up_trainer(config)
     trainer.train()

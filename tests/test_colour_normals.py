@@ -4,6 +4,7 @@ so a point's colour does not depend on how the frame turns the body (what one ca
 import pytest
 import torch
 from nerfstudio.cameras.rays import RayBundle
+from ns_train_fixture import ns_train_config
 
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.writer import generate_capture
@@ -13,14 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_canonical_colour_normals_make_colour_independent_of_the_frames_rotation(tmp_path):
-    import tyro
-    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
-
     capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
-    args = ["hfavatar-lite", "--data", str(capture), "--output-dir", str(tmp_path / "out"), "--vis", "tensorboard",
-            "--max-num-iterations", "3", "--pipeline.model.sdf-field.color-normals", "canonical"]  # fmt: skip
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
-    config.pipeline.datamanager.data = config.data
+    config = ns_train_config(capture, tmp_path / "out", 3, "--pipeline.model.sdf-field.color-normals", "canonical")
     config.set_timestamp()
     trainer = set_up_trainer(config)
     trainer.train()

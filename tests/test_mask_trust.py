@@ -62,18 +62,14 @@ def test_losses_without_untrusted_rays_equal_the_losses_of_the_trusted_ones():
 def test_rays_at_a_mask_outline_are_left_out_of_the_losses_from_the_command_line(tmp_path):
     """``--pipeline.datamanager.pixel-sampler.mask-outline-px`` reaches the sampler, and the model drops
     the flagged rays from its image losses."""
-    import tyro
-    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+    from ns_train_fixture import ns_train_config
 
     from hfavatar_ns.synth.config import SynthConfig
     from hfavatar_ns.synth.writer import generate_capture
     from hfavatar_ns.training import set_up_trainer
 
     capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
-    args = ["hfavatar-lite", "--data", str(capture), "--output-dir", str(tmp_path / "out"), "--vis", "tensorboard",
-            "--max-num-iterations", "1", "--pipeline.datamanager.pixel-sampler.mask-outline-px", "2"]  # fmt: skip
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
-    config.pipeline.datamanager.data = config.data
+    config = ns_train_config(capture, tmp_path / "out", 1, "--pipeline.datamanager.pixel-sampler.mask-outline-px", "2")
     config.set_timestamp()
     trainer = set_up_trainer(config)
     trainer.train()

@@ -11,6 +11,7 @@ import torch
 from hfavatar_ns.synth.config import SynthConfig
 from hfavatar_ns.synth.writer import generate_capture
 from hfavatar_ns.training import lite_config, set_up_trainer
+from ns_train_fixture import ns_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -18,18 +19,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_capture(tmp_path_factory) -> Path:
     return generate_capture(tmp_path_factory.mktemp("refine") / "capture", SynthConfig.from_preset("tiny"), progress=False)
-
-
-def ns_train_config(data: Path, output_dir: Path, steps: int, *flags: str):
-    """The TrainerConfig `ns-train hfavatar-lite --data DATA FLAGS` builds (same entry points, same tyro CLI)."""
-    import tyro
-    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
-
-    args = ["hfavatar-lite", "--data", str(data), "--output-dir", str(output_dir), "--vis", "tensorboard",
-            "--max-num-iterations", str(steps), "--steps-per-save", str(steps), *flags]  # fmt: skip
-    config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
-    config.pipeline.datamanager.data = config.data  # what ns-train's main does with its --data alias
-    return config
 
 
 def test_ns_train_trains_with_pose_refinement(tiny_capture, tmp_path):

@@ -373,34 +373,35 @@ def build_clothed_subject(
         skirt_weights = np.concatenate([grid_weights, grid_weights])
     else:
         skirt_vertices, skirt_faces, skirt_weights = np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 24))
-    is_skirt = np.concatenate([np.zeros(len(body_vertices), bool), np.ones(len(skirt_vertices), bool)])
-    extra_material = np.full(len(skirt_vertices), SKIRT)
+    # Everything beyond the body's own surface: the skirt, then the backpack.
+    added_vertices, added_faces, added_weights = skirt_vertices, skirt_faces, skirt_weights
+    added_material = np.full(len(skirt_vertices), SKIRT)
     if with_backpack:
         pack_vertices, pack_faces, pack_weights = backpack(body_vertices, joints)
-        skirt_faces = np.concatenate([skirt_faces, pack_faces + len(skirt_vertices)])
-        skirt_vertices = np.concatenate([skirt_vertices, pack_vertices])
-        skirt_weights = np.concatenate([skirt_weights, pack_weights])
-        is_skirt = np.concatenate([is_skirt, np.zeros(len(pack_vertices), bool)])
-        extra_material = np.concatenate([extra_material, np.full(len(pack_vertices), TOP)])
+        added_faces = np.concatenate([added_faces, pack_faces + len(added_vertices)])
+        added_vertices = np.concatenate([added_vertices, pack_vertices])
+        added_weights = np.concatenate([added_weights, pack_weights])
+        added_material = np.concatenate([added_material, np.full(len(pack_vertices), TOP)])
+    is_skirt = np.concatenate([np.zeros(len(body_vertices), bool), np.arange(len(added_vertices)) < len(skirt_vertices)])
 
-    all_vertices = np.concatenate([body_vertices, skirt_vertices])
-    all_faces = np.concatenate([body_faces, skirt_faces + len(body_vertices)])
-    material = np.concatenate([body_material, extra_material])
+    all_vertices = np.concatenate([body_vertices, added_vertices])
+    all_faces = np.concatenate([body_faces, added_faces + len(body_vertices)])
+    material = np.concatenate([body_material, added_material])
     corner = material[all_faces]
     face_material = np.where(corner[:, 1] == corner[:, 2], corner[:, 1], corner[:, 0])  # majority of three
-    no_skirt = np.zeros(len(skirt_vertices), bool)
+    not_torso = np.zeros(len(added_vertices), bool)
     sole = float(vertices[:, 1].min() + 0.025)
     return ClothedSubject(
         vertices=all_vertices,
         faces=all_faces,
-        skinning_weights=np.concatenate([body_weights, skirt_weights]),
+        skinning_weights=np.concatenate([body_weights, added_weights]),
         material=material,
         face_material=face_material,
         is_skirt=is_skirt,
         skirt=shape,
         sleeve_x=float(np.abs(joints[[JOINT["left_shoulder"], JOINT["right_shoulder"]], 0]).mean() - 0.02),
         sole_height=sole,
-        fold_displacement=np.concatenate([folds, np.zeros(len(skirt_vertices))]),
-        fold_free_vertices=np.concatenate([fold_free_body, skirt_vertices]),
-        fold_region=np.concatenate([torso, no_skirt]),
+        fold_displacement=np.concatenate([folds, np.zeros(len(added_vertices))]),
+        fold_free_vertices=np.concatenate([fold_free_body, added_vertices]),
+        fold_region=np.concatenate([torso, not_torso]),
     )
