@@ -6,7 +6,9 @@ Rows (each a `quality_benchmark.py` run on a capture `hfavatar-synth` makes once
   trained without and with pose refinement;
 - noisy masks: the same images with masks whose outline moves ~2 px, a hand or foot missing in 20% of
   them, background blobs in 20%;
-- mono: the mono preset (one training camera, a full circle walked), exact fits.
+- mono: the mono preset (one training camera, a full circle walked), exact fits; and with the noisy
+  fits above, trained without refinement, with it (depth held along the camera's line of sight, the
+  default for one camera) and with depth free.
 Every run is scored on the exact twin of its capture (exact masks; ground-truth meshes and fits), on
 --max-images held-out images per split and meshes at --mesh-resolution (4 and 128³ by default, so the
 whole table fits one sitting on a 2-core CPU). Runs go to --output/runs/<row>; --reevaluate scores them
@@ -38,6 +40,7 @@ CAPTURES = {  # name: (preset, capture errors)
     "default_noisy_fits": ("default", NOISY_FITS),
     "default_noisy_masks": ("default", NOISY_MASKS),
     "mono": ("mono", {}),
+    "mono_noisy_fits": ("mono", NOISY_FITS),
 }
 ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "exact": ("default", "default", NO_REFINE),
@@ -49,6 +52,11 @@ ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "noisy_masks_outline": ("default_noisy_masks", "default", NO_REFINE + [OUTLINE_2PX]),
     "mono": ("mono", "mono", []),
     "mono_canonical_colour_normals": ("mono", "mono", ["pipeline.model.sdf_field.color_normals=canonical"]),
+    "mono_noisy_fits": ("mono_noisy_fits", "mono", NO_REFINE),
+    "mono_noisy_fits_refined": ("mono_noisy_fits", "mono", REFINE),  # depth held: one training camera
+    "mono_noisy_fits_refined_free_depth": (
+        "mono_noisy_fits", "mono", REFINE + ["pipeline.model.deformation.pose_refinement_depth=free"]
+    ),
 }
 
 

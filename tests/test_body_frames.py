@@ -168,3 +168,24 @@ def test_corrections_are_checkpointed_and_loading_reposes(fits):
     loaded.apply_corrections = True
     loaded.load_state_dict(state)
     assert torch.allclose(loaded.posed_vertices(3), loaded.given_vertices[3] + torch.tensor([0.0, 0.1, 0.0]), atol=1e-5)
+
+
+def test_held_depth_keeps_each_body_off_its_line_of_sight(fits):
+    """With depth held, a translation correction moves a row's body only across the camera's line of sight to
+    it; the exported fits say the same."""
+    body = make_body(fits)
+    body.enable_refinement()
+    body.apply_corrections = True
+    camera = torch.tensor([0.5, -1.0, 4.0])
+    body.hold_depth(camera)
+    with torch.no_grad():
+        body.translation_correction.copy_(torch.randn(4, 3, generator=torch.Generator().manual_seed(5)) * 0.1)
+    body.refresh(tolerance=0.0)
+    for row in range(4):
+        sight = body.given_vertices[row].mean(0) - camera
+        moved = body.posed_vertices(row) - body.given_vertices[row]
+        assert torch.allclose(moved, moved[:1].expand_as(moved), atol=1e-5)  # a pure translation
+        assert abs(float(moved[0] @ sight / sight.norm())) < 1e-5
+        assert float(moved[0].norm()) > 0.01
+    exported_shift = body.fit_parameters([1])["Th"][0] - body.global_translation[1]
+    assert torch.allclose(exported_shift, body.posed_vertices(1)[0] - body.given_vertices[1][0], atol=1e-5)

@@ -1,10 +1,12 @@
 """Geometry of the backward deformation: weight grids, skinning iterations, the deformation module."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 import torch
 from scipy.spatial import cKDTree
+from torch import Tensor
 
 from hfavatar_ns.body.base import PosedBody
 from hfavatar_ns.body.body_frames import BodyFrames
@@ -27,6 +29,7 @@ from hfavatar_ns.deformation.weight_grid import (
     nearest_vertices,
     query_weight_grid,
 )
+from hfavatar_ns.errors import InputError
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -76,13 +79,15 @@ def _body_frames(capture: Capture) -> BodyFrames:
     )  # fmt: skip
 
 
-def _make_deformation(capture: Capture, **overrides) -> BackwardDeformation:
+def _make_deformation(capture: Capture, lone_camera: Optional[Tensor] = None, **overrides) -> BackwardDeformation:
     config = BackwardDeformationConfig(
         canonical_grid_resolution=48,
         non_rigid=NonRigidOffsetConfig(kick_in_step=100, coarse_to_fine_start_step=100, coarse_to_fine_end_step=200),
         **overrides,
     )
-    return config.setup(body=_body_frames(capture))
+    body = _body_frames(capture)
+    body.lone_training_camera = lone_camera
+    return config.setup(body=body)
 
 
 @pytest.fixture(scope="module")
@@ -346,3 +351,14 @@ def test_pose_refinement_starts_at_the_given_body_and_receives_gradients(capture
     for grad in (body.pose_correction.grad, body.rotation_correction.grad, body.translation_correction.grad):
         assert grad[1:].abs().sum() > 0 and grad[0].abs().sum() == 0  # frame 0 is not in the batch
     assert set(deformation.param_groups()) == {"skinning", "non_rigid"}  # the corrections are the body's
+
+
+def test_refinement_holds_depth_only_on_one_camera_captures(capture):
+    camera = torch.tensor([0.0, 0.0, 3.0])
+    monocular = _make_deformation(capture, lone_camera=camera, pose_refinement=True)
+    assert (monocular.body.held_depth_axes.norm(dim=-1) - 1).abs().max() < 1e-5
+    freed = _make_deformation(capture, lone_camera=camera, pose_refinement=True, pose_refinement_depth="free")
+    several = _make_deformation(capture, pose_refinement=True)
+    assert freed.body.held_depth_axes.abs().sum() == 0 and several.body.held_depth_axes.abs().sum() == 0
+    with pytest.raises(InputError, match="needs a capture whose training images all come from one camera"):
+        _make_deformation(capture, pose_refinement=True, pose_refinement_depth="held")

@@ -277,6 +277,8 @@ def test_camera_round_trip_through_nerfstudio(master, synthetic_smpl_dir):
             depth = np.linalg.norm(offset, axis=-1)
             assert (distance < 2e-3 * depth).all(), distance.max()
             assert (rays.metadata["frame_idx"][:, 0] == image).all()
+        centre = out.metadata["body_frames"].lone_training_camera  # where refinement holds depth from
+        assert torch.allclose(centre, cameras.camera_to_worlds[0, :, 3], atol=1e-5)
         if downscale == 2:
             assert all("images_2" in str(p) for p in out.image_filenames)
             assert cv2.imread(str(out.mask_filenames[0]), cv2.IMREAD_UNCHANGED).shape == (HEIGHT // 2, WIDTH // 2)

@@ -32,7 +32,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserCo
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from dataparsers.zju_mocap.camera_conversion import make_cameras
+from dataparsers.zju_mocap.camera_conversion import camera_centre, make_cameras
 from dataparsers.zju_mocap.capture import (
     MasksChoice,
     ParamsChoice,
@@ -156,8 +156,11 @@ class ZJUMocapDataParser(DataParser):
         cameras = make_cameras(capture, [f for f, _ in images], [c for _, c in images], image_sizes=sizes)
 
         kind, gender = self._body_model_choice(root)
-        training_frames = select_split(config.split_preset, "train", root, num_cameras, num_frames, overrides).frames
-        body = capture_body_frames(capture, kind, config.body_model_dir, gender, training_frames)
+        training = select_split(config.split_preset, "train", root, num_cameras, num_frames, overrides)
+        body = capture_body_frames(capture, kind, config.body_model_dir, gender, training.frames)
+        if len(training.cameras) == 1:
+            lone = training.cameras[0]
+            body.lone_training_camera = torch.as_tensor(camera_centre(cams["R"][lone], cams["T"][lone]), dtype=torch.float32)
         aabb = body.posed_bounds(margin=float(config.scene_margin))
         return DataparserOutputs(
             image_filenames=image_filenames,

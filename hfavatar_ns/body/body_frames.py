@@ -184,6 +184,9 @@ class BodyFrames(nn.Module):
         """Whether the refinement corrections are applied (the model switches this on at the kick-in step)."""
         self.fits_estimated = False
         """Whether the fits are estimates with errors (a real capture's); pose refinement is on by default then."""
+        self.lone_training_camera: Optional[Float[Tensor, "3"]] = None
+        """World position of the only camera the training images come from (a monocular capture), else None."""
+        buffer("held_depth_axes", torch.zeros(count, 3))
         self._derive_canonical()
         self.register_load_state_dict_post_hook(_repose_after_loading)
 
@@ -341,7 +344,7 @@ class BodyFrames(nn.Module):
         if refined and hasattr(self, "pose_correction"):
             poses = poses + self.pose_correction[index].flatten(-2)
             rotation = rotation + self.rotation_correction[index]
-            translation = translation + self.translation_correction[index]
+            translation = translation + self.translation_corrections(index)
         shapes = self.shape.expand(index.numel(), -1)
         return {"poses": poses.clone(), "Rh": rotation.clone(), "Th": translation.clone(), "shapes": shapes.clone()}
 
@@ -362,7 +365,7 @@ class BodyFrames(nn.Module):
         corrected = fit_kinematics(
             self.rest_joints, self.parents, self.poses[rows] + self.pose_correction[rows].flatten(-2),
             self.global_rotation[rows] + self.rotation_correction[rows],
-            self.global_translation[rows] + self.translation_correction[rows],
+            self.global_translation[rows] + self.translation_corrections(rows),
         )  # fmt: skip
         return corrected @ self.beyond_kinematics[rows]
 
@@ -376,6 +379,19 @@ class BodyFrames(nn.Module):
         self.pose_correction = nn.Parameter(torch.zeros(count, len(self.parents), 3, device=device))
         self.rotation_correction = nn.Parameter(torch.zeros(count, 3, device=device))
         self.translation_correction = nn.Parameter(torch.zeros(count, 3, device=device))
+
+    def hold_depth(self, camera_centre: Float[Tensor, "3"]) -> None:
+        """Keep each row's translation correction off the line of sight from ``camera_centre`` to its
+        body: the given fit's depth stays. Images from one camera barely constrain depth, and refinement
+        would move the body along the ray as freely as it fixes a real error."""
+        centres = self.given_vertices.mean(dim=1)
+        sight = centres - camera_centre.to(centres)
+        self.held_depth_axes = sight / sight.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+
+    def translation_corrections(self, rows: Int[Tensor, "N"]) -> Float[Tensor, "N 3"]:
+        """The learned ``Th`` corrections of ``rows``, less any component along a held depth axis."""
+        correction, axis = self.translation_correction[rows], self.held_depth_axes[rows]
+        return correction - (correction * axis).sum(-1, keepdim=True) * axis
 
     def correction_parameters(self) -> list[nn.Parameter]:
         if not hasattr(self, "pose_correction"):
@@ -463,6 +479,7 @@ class BodyFrames(nn.Module):
             ("published_bone_transforms", bone_transforms.clone()),
             ("given_vertices", vertices),
             ("published_vertices", vertices.clone()),
+            ("held_depth_axes", torch.zeros(count, 3, device=device)),
         ):
             setattr(self, name, torch.cat([getattr(self, name), value]))
         appended = self._beyond_kinematics(bone_transforms, slice(first, None))

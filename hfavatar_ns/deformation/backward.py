@@ -30,6 +30,7 @@ from hfavatar_ns.body.body_frames import BodyFrames
 from hfavatar_ns.deformation.non_rigid import NonRigidOffset, NonRigidOffsetConfig
 from hfavatar_ns.deformation.skinning_field import CanonicalSkinningField, CanonicalSkinningFieldConfig
 from hfavatar_ns.deformation.weight_grid import PerFrameWeightGrids
+from hfavatar_ns.errors import InputError
 
 
 def per_point_bone_transforms(
@@ -151,6 +152,10 @@ class BackwardDeformationConfig(InstantiateConfig):
     (``"exact_fits": true`` in ``body_model.json``, as hfavatar-synth writes without fit errors)."""
     pose_refinement_kick_in_step: int = 0
     """Step from which the corrections are applied (and learned)."""
+    pose_refinement_depth: Literal["auto", "held", "free"] = "auto"
+    """Whether refinement may move a frame's body along the line of sight: "held" keeps the given fit's
+    depth (only for captures whose training images all come from one camera, which barely see depth),
+    "free" learns it, "auto" holds it on such monocular captures and frees it otherwise."""
 
 
 class BackwardDeformation(nn.Module):
@@ -197,7 +202,20 @@ class BackwardDeformation(nn.Module):
         """Whether pose refinement is on (``config.pose_refinement``, resolved for this capture)."""
         if self.refines_poses:
             body.enable_refinement()
+            if self._holds_depth(config.pose_refinement_depth, body):
+                body.hold_depth(body.lone_training_camera)
         self.set_progress(0)
+
+    @staticmethod
+    def _holds_depth(choice: str, body: BodyFrames) -> bool:
+        monocular = body.lone_training_camera is not None
+        if choice == "held" and not monocular:
+            raise InputError(
+                "pose_refinement_depth='held' needs a capture whose training images all come from one camera; "
+                "this one has several, which see depth. Use --pipeline.model.deformation.pose-refinement-depth "
+                "auto (or free)."
+            )
+        return choice == "held" or (choice == "auto" and monocular)
 
     @property
     def pose_refinement_active(self) -> bool:
