@@ -51,7 +51,7 @@ ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "noisy_masks_trust_all": ("default_noisy_masks", "default", NO_REFINE + ["pipeline.model.mask_trust_margin=None"]),
     "noisy_masks_outline": ("default_noisy_masks", "default", NO_REFINE + [OUTLINE_2PX]),
     "mono": ("mono", "mono", []),
-    "mono_canonical_colour_normals": ("mono", "mono", ["pipeline.model.sdf_field.color_normals=canonical"]),
+    "mono_observation_colour_normals": ("mono", "mono", ["pipeline.model.sdf_field.color_normals=observation"]),
     "mono_noisy_fits": ("mono_noisy_fits", "mono", NO_REFINE),
     "mono_noisy_fits_refined": ("mono_noisy_fits", "mono", REFINE),  # depth held: one training camera
     "mono_noisy_fits_refined_free_depth": (

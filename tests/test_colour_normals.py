@@ -1,5 +1,6 @@
-"""``--pipeline.model.sdf-field.color-normals canonical``: the colour head sees the canonical surface's normal,
-so a point's colour does not depend on how the frame turns the body (what one camera needs)."""
+"""``--pipeline.model.sdf-field.color-normals canonical`` (and ``auto`` on a one-camera capture): the colour head
+sees the canonical surface's normal, so a point's colour does not depend on how the frame turns the body (what
+one camera needs)."""
 
 import pytest
 import torch
@@ -43,3 +44,8 @@ def test_canonical_colour_normals_make_colour_independent_of_the_frames_rotation
     model.field.config.color_normals = "observation"  # the same field, fed the turned normals
     posed, canonical = both()
     assert (posed - canonical).abs().max() > 1e-3
+    model.field.config.color_normals = "auto"  # the default: canonical only for a capture from one camera
+    assert model.body.lone_training_camera is None and not model.colour_sees_canonical_normals
+    model.body.lone_training_camera = camera.camera_to_worlds[0, :, 3]
+    posed, canonical = both()
+    assert torch.allclose(posed, canonical, atol=1e-4)

@@ -45,10 +45,11 @@ class AvatarFieldConfig(InstantiateConfig):
     have to keep the SDF smooth); thin colour stripes need it. Both presets turn it on."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
-    color_normals: Literal["observation", "canonical"] = "observation"
+    color_normals: Literal["auto", "observation", "canonical"] = "auto"
     """Which normal the colour head sees. observation: the posed surface's (shading under fixed lights);
     canonical: the canonical surface's. From one camera only surfaces facing it are seen, so observation
-    normals pointing elsewhere never occur in training, and a novel view asks the head to extrapolate."""
+    normals pointing elsewhere never occur in training, and a novel view asks the head to extrapolate.
+    auto: canonical when every training image comes from one camera, observation otherwise."""
     residual_scale: float = 0.25
     """The residual SDF is tanh-bounded to +-residual_scale metres: clothing and detail, not a new body
     (a flared skirt reaches ~17 cm beyond the body)."""

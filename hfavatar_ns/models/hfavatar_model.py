@@ -159,6 +159,12 @@ class HFAvatarModel(Model):
     # ------------------------------------------------------------------ geometry queries
 
     @property
+    def colour_sees_canonical_normals(self) -> bool:
+        """``sdf_field.color_normals`` resolved for this capture (auto: canonical for one training camera)."""
+        choice = self.field.config.color_normals
+        return choice == "canonical" or (choice == "auto" and self.body.lone_training_camera is not None)
+
+    @property
     def canonical_bounds(self) -> Float[Tensor, "2 3"]:
         return self.field.bounds
 
@@ -296,7 +302,7 @@ class HFAvatarModel(Model):
             deltas = ray_samples.deltas[hit].reshape(-1, 1)
             sample_alpha = neus_alpha(sdf, gradient, directions, deltas, self.field.inv_s(), self.cos_anneal_ratio)
             colour_normals = unit_normals
-            if self.field.config.color_normals == "canonical":
+            if self.colour_sees_canonical_normals:
                 colour_normals = F.normalize(geometry.gradient, dim=-1)
             sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose)
             alpha = alpha.index_put((hit,), sample_alpha.reshape(-1, num_samples, 1))
