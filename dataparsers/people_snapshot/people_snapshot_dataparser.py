@@ -45,7 +45,7 @@ from dataparsers.people_snapshot.release import (
     subject_gender,
 )
 from dataparsers.people_snapshot.splits import FrameOverrides, Preset, split_frames, table_frames
-from dataparsers.zju_mocap.camera_conversion import camera_centre, opencv_cameras
+from dataparsers.zju_mocap.camera_conversion import opencv_cameras, opencv_to_nerfstudio_c2w
 from dataparsers.zju_mocap.capture import read_mask
 from dataparsers.zju_mocap.image_cache import is_fresh, resized_size, write_mask, write_resized_image
 from hfavatar_ns.body.body_frames import BodyFrames, frame_times
@@ -233,7 +233,8 @@ def snapshot_body_frames(
     posed = pose_in_batches(model, poses, shapes, Rh, Th)
     body = BodyFrames.from_posed(rest_body, shape, index, poses, Rh, Th, posed, body_model, training_frames)
     body.fits_estimated = True
-    body.lone_training_camera = torch.as_tensor(camera_centre(release.camera.R, release.camera.T), dtype=torch.float32)
+    centre = opencv_to_nerfstudio_c2w(release.camera.R, release.camera.T)[0, :, 3]
+    body.lone_training_camera = torch.as_tensor(centre, dtype=torch.float32)
     return body
 
 

@@ -212,8 +212,3 @@ def make_cameras(
         capture.K[camera_rows], capture.R[camera_rows], capture.T[camera_rows], capture.D[camera_rows],
         full, image_sizes, times, frame_rows, [capture.camera_indices[c] for c in camera_rows],
     )  # fmt: skip
-
-
-def camera_centre(R: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """World position of an OpenCV camera with ``x_cam = R x_world + T``."""
-    return -np.asarray(R, dtype=np.float64).reshape(3, 3).T @ np.asarray(T, dtype=np.float64).reshape(3)

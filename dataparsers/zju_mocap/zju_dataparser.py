@@ -32,7 +32,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserCo
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from dataparsers.zju_mocap.camera_conversion import camera_centre, make_cameras
+from dataparsers.zju_mocap.camera_conversion import make_cameras, opencv_to_nerfstudio_c2w
 from dataparsers.zju_mocap.capture import (
     MasksChoice,
     ParamsChoice,
@@ -160,7 +160,8 @@ class ZJUMocapDataParser(DataParser):
         body = capture_body_frames(capture, kind, config.body_model_dir, gender, training.frames)
         if len(training.cameras) == 1:
             lone = training.cameras[0]
-            body.lone_training_camera = torch.as_tensor(camera_centre(cams["R"][lone], cams["T"][lone]), dtype=torch.float32)
+            centre = opencv_to_nerfstudio_c2w(cams["R"][lone], cams["T"][lone])[0, :, 3]
+            body.lone_training_camera = torch.as_tensor(centre, dtype=torch.float32)
         aabb = body.posed_bounds(margin=float(config.scene_margin))
         return DataparserOutputs(
             image_filenames=image_filenames,
