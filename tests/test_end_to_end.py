@@ -91,6 +91,10 @@ def test_posed_mesh_against_ground_truth(trained):
     # The residual must add what the body lacks (the skirt): closer to the truth than the body model.
     assert comparison.avatar["chamfer_mm"] < comparison.body_prior["chamfer_mm"]
     assert comparison.avatar["chamfer_arah_cm2"] < comparison.body_prior["chamfer_arah_cm2"]
+    # Where the body is already right (truth within 5 mm of it) the body scores a few millimetres at most.
+    body_right = comparison.body_prior["chamfer_mm_where_body_right"]
+    assert body_right < 5.0 and body_right < comparison.body_prior["chamfer_mm"]
+    assert np.isfinite(comparison.avatar["chamfer_mm_where_body_right"])
 
 
 def test_posed_mesh_is_watertight_and_in_world_coordinates(trained):
