@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
 
 
+def residual_penalty(residual: Float[Tensor, "*bs"], saturation: float) -> Float[Tensor, "*bs"]:
+    """Per-point cost of the residual SDF: ``|r|``, or with ``saturation`` > 0 ``s * log(1 + |r| / s)``, whose
+    slope is L1's at 0 and falls as ``s / (s + |r|)``: a drift of a few millimetres where the images are
+    vague is pulled back as hard as by L1, while clothing that stands centimetres off the body pays
+    little more than a fold does."""
+    magnitude = residual.abs()
+    if saturation <= 0:
+        return magnitude
+    return saturation * torch.log1p(magnitude / saturation)
+
+
 def avatar_losses(
     config: "HFAvatarModelConfig",
     outputs: Dict[str, Tensor],
@@ -56,7 +67,8 @@ def avatar_losses(
         target = outputs.get("eikonal_target_norm", 1.0)  # the prior's own norm, or NeuS's 1
         losses["eikonal_loss"] = config.eikonal_loss_mult * ((norms - target) ** 2).mean()
         if config.body_prior:  # without a body prior the residual is the shape: nothing to pull it towards
-            losses["residual_loss"] = config.residual_loss_mult * outputs["residual_sdf"].abs().mean()
+            penalty = residual_penalty(outputs["residual_sdf"], config.residual_loss_saturation)
+            losses["residual_loss"] = config.residual_loss_mult * penalty.mean()
     if "smoothness_gradients" in outputs:
         gradients, neighbour_gradients = outputs["smoothness_gradients"]
         losses["normal_smoothness_loss"] = config.normal_smoothness_loss_mult * normal_difference(

@@ -90,6 +90,9 @@ class HFAvatarModelConfig(ModelConfig):
     for norm 1 there makes the residual reshape the hands and face the images cannot resolve."""
     residual_loss_mult: float = 0.05
     """L1 on the residual SDF: keep to the body where the images say nothing."""
+    residual_loss_saturation: float = 0.0
+    """Metres: with a value > 0 the residual's cost saturates past about this size (``avatar_losses.residual_penalty``),
+    so a stronger ``residual_loss_mult`` holds small drifts without holding back clothing. 0: plain L1."""
     non_rigid_loss_mult: float = 1.0
     """L2 on the non-rigid offsets (metres^2): skinning explains the motion unless the images disagree."""
     skinning_loss_mult: float = 0.01
