@@ -74,6 +74,9 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
                     # Few views and frames: view- and pose-dependent colour would only overfit.
                     sh_levels=0 if lite else 2,
                     color_grid_features=True,
+                    # In 800 steps the learned sharpness cannot climb far from where it starts; starting at
+                    # std 8 mm rather than 16 leaves smoother surfaces (docs/results.md, "Fine geometry").
+                    init_inv_s=128.0 if lite else 64.0,
                 ),
                 sampler=InnerSamplerConfig(num_samples=32 if lite else 64),
                 deformation=BackwardDeformationConfig(),
@@ -82,6 +85,10 @@ def hfavatar_trainer(lite: bool, max_steps: Optional[int] = None) -> TrainerConf
                 prior_sdf_resolution=256,
                 prior_sdf_isotropic=True,
                 cos_anneal_end=500 if lite else 5000,
+                # The residual's cost saturates past 5 mm, so it can weigh 10x the full preset's: drifts of a
+                # few millimetres that 256 px images cannot see are pulled back, clothing is not held back.
+                residual_loss_mult=0.5 if lite else 0.05,
+                residual_loss_saturation=0.005 if lite else 0.0,
             ),
         ),
         optimizers=_optimizers(5e-3 if lite else 1e-3, max_steps),
