@@ -51,7 +51,6 @@ def main() -> None:
 
     from hfavatar_ns.evaluation.avatar_eval import body_mesh, body_prior_only, ground_truth_mesh, posed_mesh
     from hfavatar_ns.evaluation.mesh_pictures import clay_render
-    from hfavatar_ns.geometry.mesh_extraction import sdf_mesh
     from hfavatar_ns.scripts.avatar_run import load_avatar_run
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,13 +124,7 @@ def main() -> None:
         view_box = torch.tensor(np.stack([centre - 0.6 * extent, centre + 0.6 * extent]), dtype=torch.float32)
         whole_box = model.posed_bounds(row).cpu()
         cell = float((whole_box[1] - whole_box[0]).max()) / (args.mesh_resolution - 1)
-        avatar_mesh = sdf_mesh(
-            lambda points: model.posed_sdf(points, row),
-            view_box,
-            int(np.ceil(1.2 * extent / cell)) + 1,
-            device=model.device,
-            progress=True,
-        )
+        avatar_mesh = posed_mesh(model, row, int(np.ceil(1.2 * extent / cell)) + 1, progress=True, bounds=view_box)
         # A crop this small is not worth the lens distortion; the zoomed view is a pinhole.
         views.append(("mesh_torso_closeup.png", zoomed_on(K, R, T, centre, extent, 512), np.zeros(5), 512, avatar_mesh))
     for name, intrinsics, distortion, picture_size, avatar_mesh in views:

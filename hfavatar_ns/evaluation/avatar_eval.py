@@ -60,10 +60,14 @@ def render_dataset_psnr(model, dataset, max_images: Optional[int] = None) -> Lis
 
 
 @torch.no_grad()
-def posed_mesh(model, frame_row: int, resolution: int = 128, progress: bool = False) -> trimesh.Trimesh:
-    """The avatar at one frame (row of the per-frame tables), in world coordinates (metres)."""
+def posed_mesh(
+    model, frame_row: int, resolution: int = 128, progress: bool = False, bounds: Optional[torch.Tensor] = None
+) -> trimesh.Trimesh:
+    """The avatar at one frame (row of the per-frame tables), in world coordinates (metres); ``bounds`` ([2, 3]):
+    only that box, e.g. a close-up (default: the whole posed body's)."""
     sdf_fn = lambda points: model.posed_sdf(points, frame_row)  # noqa: E731
-    return sdf_mesh(sdf_fn, model.posed_bounds(frame_row), resolution, device=model.device, progress=progress)
+    box = model.posed_bounds(frame_row) if bounds is None else bounds
+    return sdf_mesh(sdf_fn, box, resolution, device=model.device, progress=progress)
 
 
 def body_mesh(model, frame_row: int) -> trimesh.Trimesh:
