@@ -5,7 +5,8 @@ Rows (each a `quality_benchmark.py` run on a capture `hfavatar-synth` makes once
 - noisy fits: the same images with fits off by 3 deg per joint, 1 deg globally, 1.5 cm (drifting);
   trained without and with pose refinement;
 - noisy masks: the same images with masks whose outline moves ~2 px, a hand or foot missing in 20% of
-  them, background blobs in 20%;
+  them, background blobs in 20%; and each of the three alone (`mask_outlines_only`,
+  `mask_missing_limbs_only`, `mask_blobs_only`);
 - mono: the mono preset (one training camera, a full circle walked), exact fits; and with the noisy
   fits above, trained without refinement, with it (depth held along the camera's line of sight, the
   default for one camera) and with depth free.
@@ -39,6 +40,10 @@ CAPTURES = {  # name: (preset, capture errors)
     "default": ("default", {}),
     "default_noisy_fits": ("default", NOISY_FITS),
     "default_noisy_masks": ("default", NOISY_MASKS),
+    # each of the noisy masks' three errors alone, to tell which one costs what
+    "default_mask_outlines": ("default", {"mask_boundary_jitter_px": NOISY_MASKS["mask_boundary_jitter_px"]}),
+    "default_mask_missing_limbs": ("default", {"mask_missing_limb_rate": NOISY_MASKS["mask_missing_limb_rate"]}),
+    "default_mask_blobs": ("default", {"mask_blob_rate": NOISY_MASKS["mask_blob_rate"]}),
     "mono": ("mono", {}),
     "mono_noisy_fits": ("mono", NOISY_FITS),
 }
@@ -50,6 +55,9 @@ ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "noisy_masks": ("default_noisy_masks", "default", NO_REFINE),
     "noisy_masks_trust_all": ("default_noisy_masks", "default", NO_REFINE + ["pipeline.model.mask_trust_margin=None"]),
     "noisy_masks_outline": ("default_noisy_masks", "default", NO_REFINE + [OUTLINE_2PX]),
+    "mask_outlines_only": ("default_mask_outlines", "default", NO_REFINE),
+    "mask_missing_limbs_only": ("default_mask_missing_limbs", "default", NO_REFINE),
+    "mask_blobs_only": ("default_mask_blobs", "default", NO_REFINE),
     "mono": ("mono", "mono", []),
     "mono_observation_colour_normals": ("mono", "mono", ["pipeline.model.sdf_field.color_normals=observation"]),
     "mono_noisy_fits": ("mono_noisy_fits", "mono", NO_REFINE),
