@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, Iterable, Optional
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hfavatar_ns.model_components.noisy_labels import noisy_label_cross_entropy
 from hfavatar_ns.model_components.normal_smoothness import normal_difference
 from hfavatar_ns.model_components.silhouette_loss import silhouette_loss
 
@@ -53,13 +53,13 @@ def avatar_losses(
     colour_error = (outputs["rgb"] - target).abs().mean(dim=-1, keepdim=True)
     losses = {"rgb_loss": config.rgb_loss_mult * (colour_error * weight).sum() / count}
     accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
-    mask_error = F.binary_cross_entropy(accumulation, mask, reduction="none")
+    mask_error = noisy_label_cross_entropy(accumulation, mask, config.mask_label_noise)
     losses["mask_loss"] = config.mask_loss_mult * (mask_error * weight).sum() / count
     if "ray_min_sdf" in outputs and config.silhouette_loss_mult > 0:
         ray_min_sdf = outputs["ray_min_sdf"]
         if trusted is not None:  # an untrusted ray is one the silhouette loss must not act on
             ray_min_sdf = torch.where(trusted, ray_min_sdf, torch.full_like(ray_min_sdf, float("inf")))
-        silhouette = silhouette_loss(ray_min_sdf, mask, config.silhouette_sharpness)
+        silhouette = silhouette_loss(ray_min_sdf, mask, config.silhouette_sharpness, config.mask_label_noise)
         if silhouette is not None:
             losses["silhouette_loss"] = config.silhouette_loss_mult * silhouette
     if "eikonal_gradients" in outputs:

@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from hfavatar_ns.model_components.noisy_labels import noisy_label_cross_entropy
+
 
 def silhouette_loss(
-    ray_min_sdf: Float[Tensor, "R 1"], mask: Float[Tensor, "R 1"], sharpness: float
+    ray_min_sdf: Float[Tensor, "R 1"], mask: Float[Tensor, "R 1"], sharpness: float, label_flip_rate: float = 0.0
 ) -> Optional[Float[Tensor, ""]]:
     """Binary cross-entropy of ``sigmoid(-sharpness * min_sdf)`` against the mask, on the rays it should act on.
 
@@ -26,6 +28,8 @@ def silhouette_loss(
             the sampling shell, so the loss has nothing to move).
         mask: foreground mask of each ray, in [0, 1].
         sharpness: logit scale in 1/metres.
+        label_flip_rate: how often a mask label is taken to be wrong
+            (:func:`~hfavatar_ns.model_components.noisy_labels.noisy_label_cross_entropy`); 0 trusts every label.
 
     Returns:
         The mean loss over the rays it acts on, or ``None`` when there are none.
@@ -35,4 +39,6 @@ def silhouette_loss(
     if not active.any():
         return None
     logits = -sharpness * ray_min_sdf[active]
+    if label_flip_rate > 0:
+        return noisy_label_cross_entropy(torch.sigmoid(logits), mask[active].float(), label_flip_rate).mean()
     return F.binary_cross_entropy_with_logits(logits, mask[active].float())

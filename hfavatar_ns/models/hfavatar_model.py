@@ -32,6 +32,7 @@ from hfavatar_ns.deformation.backward import (
     blend_point_transforms,
     reject_inconsistent_mapping,
 )
+from hfavatar_ns.errors import InputError
 from hfavatar_ns.evaluation.image_metrics import LpipsNet, avatar_image_metrics, lpips_metric, psnr
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
 from hfavatar_ns.geometry.prior_sdf import EllipsoidSDF, PriorSDF
@@ -82,6 +83,11 @@ class HFAvatarModelConfig(ModelConfig):
     opaque in the pixel's colour, within this much (mean absolute, 0-1), and the pixel is not background: real masks
     miss hands and feet, and trusting them erases the limb (``mask_trust.contradicted_background``). None:
     trust every mask pixel."""
+    mask_label_noise: float = 0.0
+    """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
+    cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
+    with a bounded gradient, so jittered outlines and blobs in real masks cannot dominate a batch. 0: every
+    label exact."""
     eikonal_loss_mult: float = 0.3
     eikonal_target: Literal["prior", "unit"] = "prior"
     """Gradient norm the eikonal loss asks of the SDF: ``unit`` is NeuS's |grad f| = 1; ``prior`` the body prior's
@@ -129,6 +135,11 @@ class HFAvatarModel(Model):
     def populate_modules(self) -> None:
         super().populate_modules()
         cfg = self.config
+        if not 0.0 <= cfg.mask_label_noise < 0.5:
+            raise InputError(
+                f"--pipeline.model.mask-label-noise {cfg.mask_label_noise} is out of range: it is the share of mask labels "
+                "taken to be wrong, from 0 (exact masks) up to below 0.5 (0.05 suits masks from a segmentation network)."
+            )
         self.body: BodyFrames = self.kwargs["metadata"]["body_frames"]
         self.body.set_canonical_pose(star_pose(cfg.canonical_leg_angle))
         canonical = self.body.canonical_body()
