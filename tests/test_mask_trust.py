@@ -81,3 +81,22 @@ def test_rays_at_a_mask_outline_are_left_out_of_the_losses_from_the_command_line
     dropped = pipeline.model.get_loss_dict(outputs, batch)
     kept = pipeline.model.get_loss_dict(outputs, {**batch, "mask_outline": torch.zeros_like(batch["mask_outline"])})
     assert not torch.allclose(dropped["mask_loss"], kept["mask_loss"])
+    # With mask_outline_losses="colour" the flagged rays still count for the mask and silhouette terms.
+    pipeline.model.config.mask_outline_losses = "colour"
+    colour_only = pipeline.model.get_loss_dict(outputs, batch)
+    assert torch.allclose(colour_only["mask_loss"], kept["mask_loss"])
+    assert torch.allclose(colour_only["rgb_loss"], dropped["rgb_loss"])
+
+
+def test_the_colour_loss_can_trust_fewer_rays_than_the_mask_terms():
+    generator = torch.Generator().manual_seed(3)
+    outputs = {"rgb": torch.rand(6, 3, generator=generator), "accumulation": torch.rand(6, 1, generator=generator)}
+    target, mask = torch.rand(6, 3, generator=generator), torch.tensor([[1.0], [0.0], [1.0], [0.0], [1.0], [1.0]])
+    config = HFAvatarModelConfig(skinning_loss_mult=0.0)
+    colour_trusted = torch.tensor([[True], [True], [False], [False], [True], [True]])
+    split = avatar_losses(config, outputs, target, mask, [], {}, colour_trusted=colour_trusted)
+    everything = avatar_losses(config, outputs, target, mask, [], {})
+    keep = colour_trusted[:, 0]
+    subset = avatar_losses(config, {k: v[keep] for k, v in outputs.items()}, target[keep], mask[keep], [], {})
+    assert torch.allclose(split["rgb_loss"], subset["rgb_loss"])
+    assert torch.allclose(split["mask_loss"], everything["mask_loss"])

@@ -35,6 +35,7 @@ def avatar_losses(
     skinning_parameters: Iterable[nn.Parameter],
     body_corrections: Dict[str, Tensor],
     trusted: Optional[Float[Tensor, "R 1"]] = None,
+    colour_trusted: Optional[Float[Tensor, "R 1"]] = None,
 ) -> Dict[str, Tensor]:
     """Every loss term, each already multiplied by its weight in ``config`` (terms with weight 0 are left out).
 
@@ -47,11 +48,14 @@ def avatar_losses(
         body_corrections: mean squared pose-refinement corrections (``BodyFrames.correction_magnitudes``).
         trusted: rays whose mask label the image and colour losses may use (``None``: all); the others are
             left out of them (see :mod:`hfavatar_ns.model_components.mask_trust`).
+        colour_trusted: rays the colour loss may use, where it trusts fewer than the mask terms (``None``: those
+            of ``trusted``).
     """
     weight = torch.ones_like(mask) if trusted is None else trusted.to(mask.dtype)
     count = weight.sum().clamp_min(1.0)
+    colour_weight = weight if colour_trusted is None else colour_trusted.to(mask.dtype)
     colour_error = (outputs["rgb"] - target).abs().mean(dim=-1, keepdim=True)
-    losses = {"rgb_loss": config.rgb_loss_mult * (colour_error * weight).sum() / count}
+    losses = {"rgb_loss": config.rgb_loss_mult * (colour_error * colour_weight).sum() / colour_weight.sum().clamp_min(1.0)}
     accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
     mask_error = noisy_label_cross_entropy(accumulation, mask, config.mask_label_noise)
     losses["mask_loss"] = config.mask_loss_mult * (mask_error * weight).sum() / count

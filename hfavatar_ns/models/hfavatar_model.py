@@ -83,6 +83,11 @@ class HFAvatarModelConfig(ModelConfig):
     opaque in the pixel's colour, within this much (mean absolute, 0-1), and the pixel is not background: real masks
     miss hands and feet, and trusting them erases the limb (``mask_trust.contradicted_background``). None:
     trust every mask pixel."""
+    mask_outline_losses: Literal["all", "colour"] = "all"
+    """Which losses leave out the rays the pixel sampler marks as near a mask's outline (its ``mask_outline_px``):
+    ``all`` (colour, mask and silhouette) or ``colour`` only. The colour target there is composited with a mask
+    that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
+    the surface is (pair them with ``mask_label_noise``)."""
     mask_label_noise: float = 0.0
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
@@ -390,12 +395,17 @@ class HFAvatarModel(Model):
             mask, batch["image"].to(device)[..., :3].float(), outputs["rgb"], outputs["accumulation"],
             self.background(device), self.config.mask_trust_margin,
         )  # fmt: skip
+        colour_ignored = ignored
         if "mask_outline" in batch:  # labels the pixel sampler found too near a mask's outline to believe
-            ignored = ignored | batch["mask_outline"].to(device).reshape(ignored.shape)
+            outline = batch["mask_outline"].to(device).reshape(ignored.shape)
+            colour_ignored = ignored | outline
+            if self.config.mask_outline_losses == "all":
+                ignored = colour_ignored
         skinning = self.deformation.skinning_field.parameters()
         return avatar_losses(
-            self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(), trusted=~ignored
-        )
+            self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(),
+            trusted=~ignored, colour_trusted=~colour_ignored,
+        )  # fmt: skip
 
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*bs 4"]:
         # nerfstudio's exporters and viewer call this; the base class expects an RGBRenderer we do not have.
