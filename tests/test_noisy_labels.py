@@ -55,7 +55,8 @@ def test_the_silhouette_loss_uses_the_same_model():
 def test_the_config_setting_reaches_the_mask_loss():
     outputs = {"rgb": torch.zeros(2, 3), "accumulation": torch.tensor([[0.99], [0.5]])}
     target, mask = torch.zeros(2, 3), torch.tensor([[0.0], [1.0]])
-    plain = avatar_losses(HFAvatarModelConfig(skinning_loss_mult=0.0), outputs, target, mask, [], {})
+    plain_config = HFAvatarModelConfig(skinning_loss_mult=0.0, mask_label_noise=0.0)
+    plain = avatar_losses(plain_config, outputs, target, mask, [], {})
     robust_config = HFAvatarModelConfig(skinning_loss_mult=0.0, mask_label_noise=0.05)
     robust = avatar_losses(robust_config, outputs, target, mask, [], {})
     expected = noisy_label_cross_entropy(outputs["accumulation"], mask, 0.05).mean()
