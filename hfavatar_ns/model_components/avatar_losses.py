@@ -56,7 +56,8 @@ def avatar_losses(
     colour_weight = weight if colour_trusted is None else colour_trusted.to(mask.dtype)
     colour_error = (outputs["rgb"] - target).abs().mean(dim=-1, keepdim=True)
     losses = {"rgb_loss": config.rgb_loss_mult * (colour_error * colour_weight).sum() / colour_weight.sum().clamp_min(1.0)}
-    accumulation = outputs["accumulation"].clamp(1e-3, 1.0 - 1e-3)
+    # Where the mask loss may not move the sharpness, the model renders a second accumulation with it held.
+    accumulation = outputs.get("mask_accumulation", outputs["accumulation"]).clamp(1e-3, 1.0 - 1e-3)
     mask_error = noisy_label_cross_entropy(accumulation, mask, config.mask_label_noise)
     losses["mask_loss"] = config.mask_loss_mult * (mask_error * weight).sum() / count
     if "ray_min_sdf" in outputs and config.silhouette_loss_mult > 0:

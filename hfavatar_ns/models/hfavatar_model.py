@@ -40,7 +40,7 @@ from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
 from hfavatar_ns.model_components.mask_trust import contradicted_background
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
-from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite
+from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite, weights_from_alpha
 from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
 
 
@@ -93,6 +93,11 @@ class HFAvatarModelConfig(ModelConfig):
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
     with a bounded gradient, so a mask outline a pixel or two off cannot dominate a batch. On exact masks 0.05
     changes nothing measurable; 0: the plain cross-entropy."""
+    mask_loss_sets_sharpness: bool = True
+    """Whether the mask loss may move NeuS's learned sharpness. Against a mask outline a pixel or two off (a
+    segmentation network's) the cross-entropy is smallest for a soft edge, so it lowers the sharpness and every
+    image's outline blurs, the body prior's too. False: the mask loss sees the accumulation at the current
+    sharpness held fixed; it still shapes the SDF, and the colour loss alone sets the sharpness."""
     eikonal_loss_mult: float = 0.3
     eikonal_target: Literal["prior", "unit"] = "prior"
     """Gradient norm the eikonal loss asks of the SDF: ``unit`` is NeuS's |grad f| = 1; ``prior`` the body prior's
@@ -320,6 +325,10 @@ class HFAvatarModel(Model):
             unit_normals = F.normalize(gradient, dim=-1)
             deltas = ray_samples.deltas[hit].reshape(-1, 1)
             sample_alpha = neus_alpha(sdf, gradient, directions, deltas, self.field.inv_s(), self.cos_anneal_ratio)
+            if self.training and not self.config.mask_loss_sets_sharpness:
+                held = neus_alpha(sdf, gradient, directions, deltas, self.field.inv_s().detach(), self.cos_anneal_ratio)
+                mask_alpha = torch.zeros_like(alpha).index_put((hit,), held.reshape(-1, num_samples, 1))
+                extras["mask_accumulation"] = weights_from_alpha(mask_alpha).sum(dim=1)
             colour_normals = unit_normals
             if self.colour_sees_canonical_normals:
                 colour_normals = F.normalize(geometry.gradient, dim=-1)
