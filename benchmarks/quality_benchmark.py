@@ -100,6 +100,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
         "curve": curve,
         "overrides": args.set,
+        # NeuS's learned sharpness at the end (1/metres): a soft edge is what noisy silhouettes push it to.
+        "neus_inv_s": float(model.field.inv_s()),
     }  # fmt: skip
 
     def save_report() -> None:  # after each part, so a time limit keeps what was measured
