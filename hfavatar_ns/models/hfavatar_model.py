@@ -93,11 +93,12 @@ class HFAvatarModelConfig(ModelConfig):
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
     with a bounded gradient, so a mask outline a pixel or two off cannot dominate a batch. On exact masks 0.05
     changes nothing measurable; 0: the plain cross-entropy."""
-    mask_loss_sets_sharpness: bool = True
+    mask_loss_sets_sharpness: bool = False
     """Whether the mask loss may move NeuS's learned sharpness. Against a mask outline a pixel or two off (a
     segmentation network's) the cross-entropy is smallest for a soft edge, so it lowers the sharpness and every
     image's outline blurs, the body prior's too. False: the mask loss sees the accumulation at the current
-    sharpness held fixed; it still shapes the SDF, and the colour loss alone sets the sharpness."""
+    sharpness held fixed; it still shapes the SDF, and the colour loss alone sets the sharpness (on exact masks
+    this changes no score measurably; docs/results.md, "Noisy masks")."""
     eikonal_loss_mult: float = 0.3
     eikonal_target: Literal["prior", "unit"] = "prior"
     """Gradient norm the eikonal loss asks of the SDF: ``unit`` is NeuS's |grad f| = 1; ``prior`` the body prior's
