@@ -25,9 +25,9 @@ def override(config, assignment: str) -> None:
     path, _, text = assignment.partition("=")
     *parents, name = path.split(".")
     target = config
-    for parent in parents:
-        target = getattr(target, parent)
-    current = getattr(target, name)
+    for parent in parents:  # config fields, or keys of a dict such as ``optimizers.body.optimizer.lr``
+        target = target[parent] if isinstance(target, dict) else getattr(target, parent)
+    current = target[name] if isinstance(target, dict) else getattr(target, name)
     if text == "None":
         value = None
     elif isinstance(current, bool) or (current is None and text.lower() in ("true", "false")):
@@ -36,7 +36,10 @@ def override(config, assignment: str) -> None:
         value = text
     else:
         value = type(current)(text)
-    setattr(target, name, value)
+    if isinstance(target, dict):
+        target[name] = value
+    else:
+        setattr(target, name, value)
 
 
 def run_config(args: argparse.Namespace, max_steps: int, experiment_name: str):
