@@ -88,11 +88,12 @@ class HFAvatarModelConfig(ModelConfig):
     ``all`` (colour, mask and silhouette) or ``colour`` only. The colour target there is composited with a mask
     that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
     the surface is (pair them with ``mask_label_noise``)."""
-    mask_label_noise: float = 0.05
+    mask_label_noise: float = 0.15
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
-    with a bounded gradient, so a mask outline a pixel or two off cannot dominate a batch. On exact masks 0.05
-    changes nothing measurable; 0: the plain cross-entropy."""
+    with a bounded gradient, so a mask outline a pixel or two off cannot dominate a batch. Measured with the
+    sharpness held (``mask_loss_sets_sharpness``): 0.15 gains most on noisy masks, 0.25 weakens the pull that
+    places the surface (docs/results.md, "Noisy masks"); 0: the plain cross-entropy."""
     mask_loss_sets_sharpness: bool = False
     """Whether the mask loss may move NeuS's learned sharpness. Against a mask outline a pixel or two off (a
     segmentation network's) the cross-entropy is smallest for a soft edge, so it lowers the sharpness and every
