@@ -13,3 +13,18 @@ def ns_train_config(data: Path, output_dir: Path, steps: int, *flags: str):
     config = tyro.cli(AnnotatedBaseConfigUnion, args=args)
     config.pipeline.datamanager.data = config.data  # what ns-train's main does with its --data alias
     return config
+
+
+def trained_on_tiny_capture(root: Path, steps: int, *flags: str):
+    """A trainer that ran ``steps`` steps of `ns-train hfavatar-lite FLAGS` on a tiny synthetic capture made
+    under ``root``."""
+    from hfavatar_ns.synth.config import SynthConfig
+    from hfavatar_ns.synth.writer import generate_capture
+    from hfavatar_ns.training import set_up_trainer
+
+    capture = generate_capture(root / "capture", SynthConfig.from_preset("tiny"), progress=False)
+    config = ns_train_config(capture, root / "out", steps, *flags)
+    config.set_timestamp()
+    trainer = set_up_trainer(config)
+    trainer.train()
+    return trainer

@@ -5,21 +5,13 @@ one camera needs)."""
 import pytest
 import torch
 from nerfstudio.cameras.rays import RayBundle
-from ns_train_fixture import ns_train_config
-
-from hfavatar_ns.synth.config import SynthConfig
-from hfavatar_ns.synth.writer import generate_capture
-from hfavatar_ns.training import set_up_trainer
+from ns_train_fixture import trained_on_tiny_capture
 
 pytestmark = pytest.mark.slow
 
 
 def test_canonical_colour_normals_make_colour_independent_of_the_frames_rotation(tmp_path):
-    capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
-    config = ns_train_config(capture, tmp_path / "out", 3, "--pipeline.model.sdf-field.color-normals", "canonical")
-    config.set_timestamp()
-    trainer = set_up_trainer(config)
-    trainer.train()
+    trainer = trained_on_tiny_capture(tmp_path, 3, "--pipeline.model.sdf-field.color-normals", "canonical")
     model = trainer.pipeline.model.eval()
     assert model.field.config.color_normals == "canonical"
 

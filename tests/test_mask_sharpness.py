@@ -8,18 +8,9 @@ import torch
 
 @pytest.mark.slow
 def test_the_mask_loss_moves_the_sharpness_only_when_allowed(tmp_path):
-    from ns_train_fixture import ns_train_config
+    from ns_train_fixture import trained_on_tiny_capture
 
-    from hfavatar_ns.synth.config import SynthConfig
-    from hfavatar_ns.synth.writer import generate_capture
-    from hfavatar_ns.training import set_up_trainer
-
-    capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
-    config = ns_train_config(capture, tmp_path / "out", 1, "--pipeline.model.mask-loss-sets-sharpness", "False")
-    config.set_timestamp()
-    trainer = set_up_trainer(config)
-    trainer.train()
-    pipeline = trainer.pipeline
+    pipeline = trained_on_tiny_capture(tmp_path, 1, "--pipeline.model.mask-loss-sets-sharpness", "False").pipeline
     model = pipeline.model
     model.train()
     ray_bundle, batch = pipeline.datamanager.next_train(1)

@@ -62,18 +62,9 @@ def test_losses_without_untrusted_rays_equal_the_losses_of_the_trusted_ones():
 def test_rays_at_a_mask_outline_are_left_out_of_the_losses_from_the_command_line(tmp_path):
     """``--pipeline.datamanager.pixel-sampler.mask-outline-px`` reaches the sampler, and the model drops
     the flagged rays from its image losses."""
-    from ns_train_fixture import ns_train_config
+    from ns_train_fixture import trained_on_tiny_capture
 
-    from hfavatar_ns.synth.config import SynthConfig
-    from hfavatar_ns.synth.writer import generate_capture
-    from hfavatar_ns.training import set_up_trainer
-
-    capture = generate_capture(tmp_path / "capture", SynthConfig.from_preset("tiny"), progress=False)
-    config = ns_train_config(capture, tmp_path / "out", 1, "--pipeline.datamanager.pixel-sampler.mask-outline-px", "2")
-    config.set_timestamp()
-    trainer = set_up_trainer(config)
-    trainer.train()
-    pipeline = trainer.pipeline
+    pipeline = trained_on_tiny_capture(tmp_path, 1, "--pipeline.datamanager.pixel-sampler.mask-outline-px", "2").pipeline
     ray_bundle, batch = pipeline.datamanager.next_train(1)
     flagged = batch["mask_outline"].reshape(-1)
     assert flagged.any() and not flagged.all()
