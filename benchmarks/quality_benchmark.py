@@ -100,7 +100,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if str(model.device).startswith("cuda") else "cpu",
         "curve": curve,
         "overrides": args.set,
-        # NeuS's learned sharpness at the end (1/metres): a soft edge is what noisy silhouettes push it to.
+        # NeuS's learned sharpness at the end (1/metres), to tell a blurred edge from a misplaced one.
         "neus_inv_s": float(model.field.inv_s()),
     }  # fmt: skip
 
