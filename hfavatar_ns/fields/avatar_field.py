@@ -18,6 +18,7 @@ from nerfstudio.configs.base_config import InstantiateConfig
 from nerfstudio.field_components.encodings import SHEncoding
 
 from hfavatar_ns.fields.hash_grid import DeviceHashEncoding
+from hfavatar_ns.fields.shading import SphericalHarmonicsShading
 
 
 @dataclass
@@ -50,6 +51,15 @@ class AvatarFieldConfig(InstantiateConfig):
     canonical: the canonical surface's. From one camera only surfaces facing it are seen, so observation
     normals pointing elsewhere never occur in training, and a novel view asks the head to extrapolate.
     auto: canonical when every training image comes from one camera, observation otherwise."""
+    shading: Literal["auto", "none", "spherical_harmonics"] = "auto"
+    """How lighting reaches the colour. none: the colour head models it, through the normal it sees.
+    spherical_harmonics: the head gives albedo, times one irradiance over the observation normal shared by
+    every frame (distant light on a diffuse surface is near exactly a 9-term spherical-harmonics function).
+    From one camera the head sees canonical normals (see ``color_normals``), so a person turning under fixed
+    lights shows each canonical point brighter in some frames than others, and the head can only average.
+    auto: spherical_harmonics when every training image comes from one camera, none otherwise."""
+    shading_sh_levels: int = 3
+    """Spherical-harmonics levels of the irradiance (3: the 9 terms up to degree 2)."""
     residual_scale: float = 0.25
     """The residual SDF is tanh-bounded to +-residual_scale metres: clothing and detail, not a new body
     (a flared skirt reaches ~17 cm beyond the body)."""
@@ -132,6 +142,9 @@ class AvatarField(nn.Module):
             color_in = config.color_hidden_dim
         color_layers += [nn.Linear(color_in, 3), nn.Sigmoid()]
         self.color_mlp = nn.Sequential(*color_layers)
+        self.shading = (
+            SphericalHarmonicsShading(config.shading_sh_levels) if config.shading != "none" else None
+        )
         self.use_residual = True
         """False renders the body prior alone (for comparisons); not saved."""
         self.log_inv_s = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(config.init_inv_s)))))
@@ -195,15 +208,22 @@ class AvatarField(nn.Module):
         normals: Float[Tensor, "*bs 3"],
         directions: Float[Tensor, "*bs 3"],
         body_pose: Optional[Float[Tensor, "*bs 69"]] = None,
+        shading_normals: Optional[Float[Tensor, "*bs 3"]] = None,
     ) -> Float[Tensor, "*bs 3"]:
-        """Colour from canonical features, the (observation-space) normal and view direction, and the pose."""
+        """Colour from canonical features, the normal the head sees, view direction and pose; with
+        ``shading_normals`` (unit, observation space) the head's output is albedo, lit by ``self.shading``."""
         inputs = [features, normals]
         if self.direction_encoding is not None:
             inputs.append(self.direction_encoding(directions))  # torch SH: unit vectors in
         if self.pose_encoder is not None:
             pose = body_pose if body_pose is not None else features.new_zeros(*features.shape[:-1], 69)
             inputs.append(self.pose_encoder(pose))
-        return self.color_mlp(torch.cat(inputs, dim=-1))
+        colour = self.color_mlp(torch.cat(inputs, dim=-1))
+        if shading_normals is not None:
+            if self.shading is None:
+                raise ValueError("get_color was given shading normals, but sdf_field.shading is 'none'")
+            colour = colour * self.shading(shading_normals)
+        return colour
 
     def inv_s(self) -> Tensor:
         return torch.exp(self.log_inv_s).clamp(1.0, 1e6)

@@ -191,6 +191,12 @@ class HFAvatarModel(Model):
         return choice == "canonical" or (choice == "auto" and self.body.lone_training_camera is not None)
 
     @property
+    def colour_is_shaded(self) -> bool:
+        """``sdf_field.shading`` resolved for this capture (auto: spherical harmonics for one training camera)."""
+        choice = self.field.config.shading
+        return choice == "spherical_harmonics" or (choice == "auto" and self.body.lone_training_camera is not None)
+
+    @property
     def canonical_bounds(self) -> Float[Tensor, "2 3"]:
         return self.field.bounds
 
@@ -235,7 +241,8 @@ class HFAvatarModel(Model):
             points, _ = self.deformation(points, rows)
             pose = self.body.frame_poses(rows)[:, 3:]
         features = self.field.forward_geonetwork(points)[:, 1:]
-        return self.field.get_color(features, normals, -normals, pose).clamp(0, 1)
+        lit_by = normals if row is not None and self.colour_is_shaded else None  # canonical: albedo
+        return self.field.get_color(features, normals, -normals, pose, lit_by).clamp(0, 1)
 
     # ------------------------------------------------------------------ training schedule
 
@@ -334,7 +341,8 @@ class HFAvatarModel(Model):
             colour_normals = unit_normals
             if self.colour_sees_canonical_normals:
                 colour_normals = F.normalize(geometry.gradient, dim=-1)
-            sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose)
+            lit_by = unit_normals if self.colour_is_shaded else None
+            sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose, lit_by)
             alpha = alpha.index_put((hit,), sample_alpha.reshape(-1, num_samples, 1))
             rgb = rgb.index_put((hit,), sample_rgb.reshape(-1, num_samples, 3))
             normals = normals.index_put((hit,), unit_normals.reshape(-1, num_samples, 3))
