@@ -1,6 +1,6 @@
 """``--pipeline.model.sdf-field.color-normals canonical`` (and ``auto`` on a one-camera capture): the colour head
 sees the canonical surface's normal, so a point's colour does not depend on how the frame turns the body (what
-one camera needs)."""
+one camera needs), while ``shading`` lights that canonical colour by the posed normal."""
 
 import pytest
 import torch
@@ -39,5 +39,13 @@ def test_canonical_colour_normals_make_colour_independent_of_the_frames_rotation
     model.field.config.color_normals = "auto"  # the default: canonical only for a capture from one camera
     assert model.body.lone_training_camera is None and not model.colour_sees_canonical_normals
     model.body.lone_training_camera = camera.camera_to_worlds[0, :, 3]
+    assert model.colour_sees_canonical_normals and model.colour_is_shaded  # auto: both, for one camera
+    model.field.config.shading = "none"
     posed, canonical = both()
     assert torch.allclose(posed, canonical, atol=1e-4)
+    # Lit from one side, the albedo is shaded by the observation normal: the light stays put as the body turns.
+    model.field.config.shading = "spherical_harmonics"
+    with torch.no_grad():
+        model.field.shading.coefficients[1:4] = 1.5
+    posed, canonical = both()
+    assert (posed - canonical).abs().max() > 1e-2
