@@ -11,11 +11,11 @@ class _Sphere(torch.nn.Module):
         return points.norm(dim=-1) - 0.3
 
 
-def make_field(color_grid_features: bool) -> AvatarField:
+def make_field(color_grid_features: bool, color_grid: str = "geometry") -> AvatarField:
     torch.manual_seed(0)
     config = AvatarFieldConfig(
         implementation="torch", num_levels=4, log2_hashmap_size=10, max_resolution=64, sh_levels=0,
-        color_grid_features=color_grid_features,
+        color_grid_features=color_grid_features, color_grid=color_grid, color_grid_max_resolution=128,
     )  # fmt: skip
     field = AvatarField(config, torch.tensor([[-1.0] * 3, [1.0] * 3]), _Sphere())
     with torch.no_grad():  # the geometry MLP's features no longer depend on the grid
@@ -46,3 +46,22 @@ def test_grid_features_leave_the_sdf_and_export_contract_alone():
     plain_out, grid_out = plain.forward_geonetwork(points), with_grid.forward_geonetwork(points)
     assert torch.equal(plain_out[:, :1], grid_out[:, :1])  # same seed, same geometry
     assert grid_out.shape[1] == plain_out.shape[1] + with_grid.encoding.get_out_dim()
+
+
+def test_an_own_colour_grid_carries_the_colour_and_leaves_the_sdf_alone():
+    field = make_field(True, color_grid="own")
+    points = torch.rand(64, 3) * 1.6 - 0.8
+    colour_before = colours(field, points)
+    with torch.no_grad():
+        field.encoding.hash_table += 0.5  # the SDF's grid: no longer read by the colour head
+    assert torch.allclose(colours(field, points), colour_before)
+    with torch.no_grad():
+        field.color_encoding.hash_table += 0.5
+    assert not torch.allclose(colours(field, points), colour_before)
+    with torch.no_grad():
+        field.geometry_head.weight[0].fill_(0.1)  # a residual that reads the SDF's grid
+    sdf = field.get_sdf(points)
+    with torch.no_grad():
+        field.color_encoding.hash_table += 0.5
+    assert torch.equal(field.get_sdf(points), sdf)
+    assert field.color_encoding.get_out_dim() == field.encoding.get_out_dim()

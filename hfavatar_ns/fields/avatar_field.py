@@ -44,6 +44,12 @@ class AvatarFieldConfig(InstantiateConfig):
     color_grid_features: bool = False
     """Also feed the hash grid's own features to the colour head, not only the geometry MLP's (which also
     have to keep the SDF smooth); thin colour stripes need it. Both presets turn it on."""
+    color_grid: Literal["geometry", "own"] = "geometry"
+    """Which hash grid ``color_grid_features`` reads. geometry: the SDF residual's, whose fine levels then serve
+    two masters (texture wants detail, the surface wants smoothness). own: a second grid for colour alone,
+    up to ``color_grid_max_resolution``, so texture finer than the surface's cells has somewhere to go."""
+    color_grid_max_resolution: int = 1024
+    """Finest resolution of the colour's own grid (``color_grid="own"``); its other sizes are the SDF grid's."""
     sh_levels: int = 2
     """Spherical-harmonics levels of the view direction fed to the colour head (0: no view dependence)."""
     color_normals: Literal["auto", "observation", "canonical"] = "auto"
@@ -117,6 +123,18 @@ class AvatarField(nn.Module):
             features_per_level=config.features_per_level,
             implementation=config.implementation,
         )
+        self.color_encoding = (
+            DeviceHashEncoding(
+                num_levels=config.num_levels,
+                min_res=config.base_resolution,
+                max_res=config.color_grid_max_resolution,
+                log2_hashmap_size=config.log2_hashmap_size,
+                features_per_level=config.features_per_level,
+                implementation=config.implementation,
+            )
+            if config.color_grid_features and config.color_grid == "own"
+            else None
+        )
         self.register_buffer("level_weights", torch.ones(config.num_levels), persistent=False)
         self.set_progress(0)
         layers = []
@@ -171,6 +189,8 @@ class AvatarField(nn.Module):
         if not self.use_residual:
             residual = torch.zeros_like(residual)
         prior = self.prior_sdf(flat)[:, None]
+        if self.color_encoding is not None:
+            features = self.color_encoding(self.normalize(flat)).float()
         color_features = torch.cat([head[:, 1:], features], dim=-1) if self.config.color_grid_features else head[:, 1:]
         return prior, prior + residual, color_features
 
