@@ -65,3 +65,8 @@ def test_an_own_colour_grid_carries_the_colour_and_leaves_the_sdf_alone():
         field.color_encoding.hash_table += 0.5
     assert torch.equal(field.get_sdf(points), sdf)
     assert field.color_encoding.get_out_dim() == field.encoding.get_out_dim()
+
+
+def test_an_own_colour_grid_the_head_would_not_read_is_refused():
+    with pytest.raises(ValueError, match="color-grid-features"):
+        make_field(False, color_grid="own")

@@ -123,6 +123,11 @@ class AvatarField(nn.Module):
             features_per_level=config.features_per_level,
             implementation=config.implementation,
         )
+        if config.color_grid == "own" and not config.color_grid_features:
+            raise ValueError(
+                "sdf_field.color_grid='own' gives the colour head a grid of its own, but sdf_field.color_grid_features "
+                "is False, so the head reads no grid: set --pipeline.model.sdf-field.color-grid-features True"
+            )
         self.color_encoding = (
             DeviceHashEncoding(
                 num_levels=config.num_levels,
@@ -132,7 +137,7 @@ class AvatarField(nn.Module):
                 features_per_level=config.features_per_level,
                 implementation=config.implementation,
             )
-            if config.color_grid_features and config.color_grid == "own"
+            if config.color_grid == "own"
             else None
         )
         self.register_buffer("level_weights", torch.ones(config.num_levels), persistent=False)
