@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.mask_trust import contradicted_background
+from hfavatar_ns.model_components.noisy_labels import label_belief
 from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
 
 BLACK = torch.zeros(3)
@@ -91,3 +92,37 @@ def test_the_colour_loss_can_trust_fewer_rays_than_the_mask_terms():
     subset = avatar_losses(config, {k: v[keep] for k, v in outputs.items()}, target[keep], mask[keep], [], {})
     assert torch.allclose(split["rgb_loss"], subset["rgb_loss"])
     assert torch.allclose(split["mask_loss"], everything["mask_loss"])
+
+
+@pytest.mark.slow
+def test_the_colour_loss_weighs_background_labels_as_configured(tmp_path):
+    """``--pipeline.model.colour-on-background-labels`` reaches the model: ``none`` makes the colour loss the
+    L1 over the foreground-labelled rays alone, ``believed`` weights each background label by its belief;
+    the mask loss counts every ray either way."""
+    from ns_train_fixture import trained_on_tiny_capture
+
+    pipeline = trained_on_tiny_capture(tmp_path, 1, "--pipeline.model.colour-on-background-labels", "none").pipeline
+    model = pipeline.model
+    assert model.config.colour_on_background_labels == "none"
+    model.config.mask_trust_margin = None  # every label believed, so the foreground is exactly mask == 1
+    ray_bundle, batch = pipeline.datamanager.next_train(1)
+    outputs = model(ray_bundle)
+    target, mask = model.target_rgb(batch, outputs["rgb"].device)
+    error = (outputs["rgb"] - target).abs().mean(dim=-1)
+    foreground = mask.reshape(-1) > 0.5
+    assert foreground.any() and not foreground.all()
+    left_out = model.get_loss_dict(outputs, batch)
+    assert torch.allclose(left_out["rgb_loss"], model.config.rgb_loss_mult * error[foreground].mean())
+
+    model.config.colour_on_background_labels = "believed"
+    belief = label_belief(outputs["accumulation"].detach().reshape(-1), mask.reshape(-1), model.config.mask_label_noise)
+    weights = torch.where(foreground, torch.ones_like(belief), belief)
+    believed = model.get_loss_dict(outputs, batch)
+    assert torch.allclose(believed["rgb_loss"], model.config.rgb_loss_mult * (error * weights).sum() / weights.sum())
+
+    model.config.colour_on_background_labels = "all"
+    every_ray = model.get_loss_dict(outputs, batch)
+    assert torch.allclose(every_ray["rgb_loss"], model.config.rgb_loss_mult * error.mean())
+    for losses in (left_out, believed):
+        assert torch.allclose(every_ray["mask_loss"], losses["mask_loss"])
+    assert len({round(float(losses["rgb_loss"]), 6) for losses in (left_out, believed, every_ray)}) == 3

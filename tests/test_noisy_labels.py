@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
-from hfavatar_ns.model_components.noisy_labels import noisy_label_cross_entropy
+from hfavatar_ns.model_components.noisy_labels import label_belief, noisy_label_cross_entropy
 from hfavatar_ns.model_components.silhouette_loss import silhouette_loss
 from hfavatar_ns.models.hfavatar_model import HFAvatarModelConfig
 
@@ -62,3 +62,17 @@ def test_the_config_setting_reaches_the_mask_loss():
     expected = noisy_label_cross_entropy(outputs["accumulation"], mask, 0.05).mean()
     assert torch.allclose(robust["mask_loss"], expected)
     assert float(robust["mask_loss"]) < float(plain["mask_loss"])
+
+
+def test_a_label_is_believed_as_far_as_the_flipping_channel_allows():
+    probability = torch.tensor([0.95, 0.5, 0.05, 0.95])
+    label = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    belief = label_belief(probability, label, 0.15)
+    # Bayes by hand: P(right) = (1 - r) q / ((1 - r) q + r (1 - q)), q the model's agreement with the label.
+    agreement = torch.tensor([0.05, 0.5, 0.95, 0.95])
+    expected = 0.85 * agreement / (0.85 * agreement + 0.15 * (1 - agreement))
+    assert torch.allclose(belief, expected)
+    assert belief[0] < 0.25 < 0.8 < belief[1] < belief[2]  # a contradicted background label is doubted
+    assert torch.equal(label_belief(probability, label, 0.0), torch.ones(4))  # exact labels: always believed
+    with pytest.raises(ValueError, match="0.5"):
+        label_belief(probability, label, 0.5)

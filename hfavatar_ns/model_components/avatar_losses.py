@@ -48,8 +48,8 @@ def avatar_losses(
         body_corrections: mean squared pose-refinement corrections (``BodyFrames.correction_magnitudes``).
         trusted: rays whose mask label the image and colour losses may use (``None``: all); the others are
             left out of them (see :mod:`hfavatar_ns.model_components.mask_trust`).
-        colour_trusted: rays the colour loss may use, where it trusts fewer than the mask terms (``None``: those
-            of ``trusted``).
+        colour_trusted: each ray's weight in the colour loss (0 or 1, or between where a label is partly
+            believed), where it trusts fewer rays than the mask terms (``None``: those of ``trusted``).
     """
     weight = torch.ones_like(mask) if trusted is None else trusted.to(mask.dtype)
     count = weight.sum().clamp_min(1.0)

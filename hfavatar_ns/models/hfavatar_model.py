@@ -16,7 +16,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -39,6 +39,7 @@ from hfavatar_ns.geometry.prior_sdf import EllipsoidSDF, PriorSDF
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
 from hfavatar_ns.model_components.mask_trust import contradicted_background
+from hfavatar_ns.model_components.noisy_labels import label_belief
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
 from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite, weights_from_alpha
 from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
@@ -88,6 +89,12 @@ class HFAvatarModelConfig(ModelConfig):
     ``all`` (colour, mask and silhouette) or ``colour`` only. The colour target there is composited with a mask
     that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
     the surface is (pair them with ``mask_label_noise``)."""
+    colour_on_background_labels: Literal["all", "believed", "none"] = "all"
+    """How the colour loss treats rays the mask labels background, whose target is the background colour:
+    ``all`` counts each fully; ``believed`` weights each by how far its label is believed under the mask loss's
+    label-noise model (``mask_label_noise``), given the avatar's rendered opacity, so that a mask cutting into a
+    person the avatar already covers cannot teach the colour field the background's colour, while a halo the
+    avatar is unsure of still is; ``none`` leaves transparency to the mask loss alone."""
     mask_label_noise: float = 0.15
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
@@ -423,8 +430,21 @@ class HFAvatarModel(Model):
         skinning = self.deformation.skinning_field.parameters()
         return avatar_losses(
             self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(),
-            trusted=~ignored, colour_trusted=~colour_ignored,
+            trusted=~ignored, colour_trusted=self.colour_weights(~colour_ignored, mask, outputs["accumulation"]),
         )  # fmt: skip
+
+    def colour_weights(
+        self, trusted: Bool[Tensor, "R 1"], mask: Float[Tensor, "R 1"], accumulation: Float[Tensor, "R 1"]
+    ) -> Float[Tensor, "R 1"]:
+        """Each ray's weight in the colour loss: 0 where untrusted, and for background labels as
+        ``colour_on_background_labels`` says."""
+        choice, weights = self.config.colour_on_background_labels, trusted.to(mask.dtype)
+        if choice == "all":
+            return weights
+        if choice == "none":
+            return weights * (mask > 0.5)
+        belief = label_belief(accumulation.detach().clamp(0.0, 1.0), mask, self.config.mask_label_noise)
+        return weights * torch.where(mask > 0.5, torch.ones_like(belief), belief)
 
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*bs 4"]:
         # nerfstudio's exporters and viewer call this; the base class expects an RGBRenderer we do not have.
