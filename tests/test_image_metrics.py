@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from hfavatar_ns.evaluation import image_metrics
@@ -51,3 +52,20 @@ def test_ns_eval_reports_the_crop_metrics(tiny_avatar_run, tmp_path):
         assert key in results and results[key] == results[key]
     if not image_metrics.lpips_available("vgg"):
         assert "lpips" not in results
+
+
+def test_squared_error_is_split_by_distance_from_the_mask_outline():
+    from hfavatar_ns.evaluation.image_metrics import signed_outline_distance, squared_error_by_outline_distance
+
+    mask = torch.zeros(32, 32, 1)
+    mask[8:24, 8:24] = 1.0
+    distance = signed_outline_distance(mask)
+    assert distance[8, 15] == -1 and distance[7, 15] == 1  # the person's outermost pixel, the one beside it
+    assert distance[15, 15] == -8 and distance[0, 15] == 8
+    target = torch.zeros(32, 32, 3)
+    predicted = target.clone()
+    predicted[7, 10:20] = 0.5  # a halo one pixel outside: 10 pixels at 0.25
+    predicted[14:18, 14:18] = 1.0  # a wrong colour deep inside: 16 pixels at 1
+    bands = squared_error_by_outline_distance(predicted, target, mask)
+    assert bands == pytest.approx({"inside_6+": 16.0, "inside_3-6": 0.0, "inside_0-3": 0.0, "outside_0-1": 2.5, "outside_1+": 0.0})
+    assert sum(bands.values()) == pytest.approx(float(((predicted - target) ** 2).mean(-1).sum()))

@@ -50,6 +50,38 @@ def psnr(predicted: Float[Tensor, "*bs C"], target: Float[Tensor, "*bs C"]) -> F
     return -10.0 * torch.log10(mse)
 
 
+OUTLINE_BANDS_PX: Dict[str, Tuple[float, float]] = {
+    "inside_6+": (float("-inf"), -6.0),
+    "inside_3-6": (-6.0, -3.0),
+    "inside_0-3": (-3.0, 0.0),
+    "outside_0-1": (0.0, 1.0),
+    "outside_1+": (1.0, float("inf")),
+}
+"""Bands of signed distance from a mask's outline, pixels (``(low, high]``; negative inside the person)."""
+
+
+def signed_outline_distance(mask: Float[Tensor, "H W *c"]) -> Float[Tensor, "H W"]:
+    """Each pixel's Euclidean distance to the other side of the mask's outline: negative for the person's
+    pixels (-1 for the outermost), positive for the background's (1 for those touching the person)."""
+    import cv2
+    import numpy as np
+
+    person = (mask.reshape(mask.shape[0], mask.shape[1], -1)[..., 0] > 0.5).cpu().numpy().astype(np.uint8)
+    inside = cv2.distanceTransform(person, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    outside = cv2.distanceTransform(1 - person, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return torch.from_numpy(np.where(person > 0, -inside, outside)).to(mask.device)
+
+
+def squared_error_by_outline_distance(
+    predicted: Float[Tensor, "H W C"], target: Float[Tensor, "H W C"], mask: Float[Tensor, "H W *c"]
+) -> Dict[str, float]:
+    """The image's squared colour error (mean over channels, summed over pixels) in each band of
+    :data:`OUTLINE_BANDS_PX`: whether a render loses to a misplaced or blurred outline or to its colours."""
+    error = ((predicted.clamp(0, 1) - target) ** 2).mean(dim=-1)
+    distance = signed_outline_distance(mask)
+    return {name: float(error[(distance > low) & (distance <= high)].sum()) for name, (low, high) in OUTLINE_BANDS_PX.items()}
+
+
 def ssim(predicted: Float[Tensor, "H W C"], target: Float[Tensor, "H W C"]) -> float:
     """SSIM (torchmetrics, Gaussian window 11, shrunk to an odd size that fits a small crop)."""
     from torchmetrics.functional import structural_similarity_index_measure
