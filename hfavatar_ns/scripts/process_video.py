@@ -87,7 +87,8 @@ def main() -> None:
            if report["mask_regions_dropped"] else "")
         + f"body fit {report['fit_joint_error_px_mean']:.1f} px from the "
         f"landmarks; {report['seconds']:.0f} s. Overlays: {args.output}/check.\n"
-        f"Train: ns-train hfavatar-lite --data {args.output}   (or hfavatar on a GPU)"
+        f"Train: ns-train hfavatar-lite --pipeline.model.colour-on-background-labels none --data {args.output}"
+        "   (or hfavatar on a GPU; the masks are estimated, so their background labels stay out of the colour loss)"
     )
 
 
