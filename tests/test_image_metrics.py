@@ -67,5 +67,6 @@ def test_squared_error_is_split_by_distance_from_the_mask_outline():
     predicted[7, 10:20] = 0.5  # a halo one pixel outside: 10 pixels at 0.25
     predicted[14:18, 14:18] = 1.0  # a wrong colour deep inside: 16 pixels at 1
     bands = squared_error_by_outline_distance(predicted, target, mask)
-    assert bands == pytest.approx({"inside_6+": 16.0, "inside_3-6": 0.0, "inside_0-3": 0.0, "outside_0-1": 2.5, "outside_1+": 0.0})
+    expected = {"inside_6+": 16.0, "inside_3-6": 0.0, "inside_0-3": 0.0, "outside_0-1": 2.5, "outside_1+": 0.0}
+    assert bands == pytest.approx(expected)
     assert sum(bands.values()) == pytest.approx(float(((predicted - target) ** 2).mean(-1).sum()))

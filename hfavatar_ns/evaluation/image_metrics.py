@@ -79,7 +79,8 @@ def squared_error_by_outline_distance(
     :data:`OUTLINE_BANDS_PX`: whether a render loses to a misplaced or blurred outline or to its colours."""
     error = ((predicted.clamp(0, 1) - target) ** 2).mean(dim=-1)
     distance = signed_outline_distance(mask)
-    return {name: float(error[(distance > low) & (distance <= high)].sum()) for name, (low, high) in OUTLINE_BANDS_PX.items()}
+    bands = OUTLINE_BANDS_PX.items()
+    return {name: float(error[(distance > low) & (distance <= high)].sum()) for name, (low, high) in bands}
 
 
 def ssim(predicted: Float[Tensor, "H W C"], target: Float[Tensor, "H W C"]) -> float:

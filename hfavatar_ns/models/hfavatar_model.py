@@ -90,11 +90,12 @@ class HFAvatarModelConfig(ModelConfig):
     that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
     the surface is (pair them with ``mask_label_noise``)."""
     colour_on_background_labels: Literal["all", "believed", "none"] = "all"
-    """How the colour loss treats rays the mask labels background, whose target is the background colour:
-    ``all`` counts each fully; ``believed`` weights each by how far its label is believed under the mask loss's
-    label-noise model (``mask_label_noise``), given the avatar's rendered opacity, so that a mask cutting into a
-    person the avatar already covers cannot teach the colour field the background's colour, while a halo the
-    avatar is unsure of still is; ``none`` leaves transparency to the mask loss alone."""
+    """How the colour loss treats rays the mask labels background, whose target is the background colour.
+    ``all`` counts each fully. ``none`` leaves them to the mask loss, whose label noise bounds their pull: a mask
+    that cuts into the person then cannot teach the colour field the background's colour there; use it for
+    estimated masks (a segmentation network's), since on exact ones the edge gets a faint halo (docs/results.md,
+    "background labels left to the mask loss"). ``believed`` weights each by the probability that its label is
+    right under that label-noise model (``mask_label_noise``), given the avatar's rendered opacity."""
     mask_label_noise: float = 0.15
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
