@@ -13,7 +13,7 @@ This is how the over-wide silhouettes of the old pixel sampler were found (issue
     python benchmarks/silhouette_breakdown.py --data data/synth-tiny --preset tiny --steps 400 \\
         --set pipeline.model.sdf_field.max_resolution=128      # the end-to-end test's run
     python benchmarks/silhouette_breakdown.py --load-config outputs/.../config.yml   # a trained run
-    python benchmarks/silhouette_breakdown.py --load-config RUN/config.yml --eval-data data/robustness/default \
+    python benchmarks/silhouette_breakdown.py --load-config RUN/config.yml --eval-data data/robustness/default \\
         --max-images 4 --splits held-out       # a run trained on noisy masks, scored on the exact ones
 """
 
