@@ -12,7 +12,13 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hfavatar_ns.body.factory import make_body_model
-from hfavatar_ns.evaluation.fit_errors import fit_errors, read_true_fits, rotation_angle_deg
+from hfavatar_ns.evaluation.fit_errors import (
+    body_orientation,
+    fit_errors,
+    matrix_angle_deg,
+    read_true_fits,
+    rotation_angle_deg,
+)
 from hfavatar_ns.synth import SynthConfig, generate_capture
 from hfavatar_ns.synth.capture_errors import (
     FitErrorSpec,
@@ -72,6 +78,19 @@ def test_rotation_angle_of_a_known_turn():
     assert float(rotation_angle_deg(first, second)) == pytest.approx(45.0, abs=1e-4)
     tilted = torch.as_tensor(Rotation.from_euler("xyz", [10, 20, 30], degrees=True).as_rotvec())[None]
     assert float(rotation_angle_deg(tilted, tilted)) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_the_body_orientation_is_the_same_whether_rh_or_the_root_joint_holds_it():
+    turn = torch.as_tensor(Rotation.from_euler("xyz", [5, -40, 12], degrees=True).as_rotvec())[None].float()
+    in_rh = body_orientation(torch.zeros(1, 72), turn)
+    in_root = body_orientation(torch.cat([turn, torch.zeros(1, 69)], dim=1), torch.zeros(1, 3))
+    assert float(matrix_angle_deg(in_rh, in_root)) == pytest.approx(0.0, abs=1e-2)
+    # Split between both: Rh after the root's rotation.
+    half = torch.tensor([[0.0, np.radians(-20.0), 0.0]])
+    split = body_orientation(torch.cat([half, torch.zeros(1, 69)], dim=1), half)
+    whole = body_orientation(torch.zeros(1, 72), 2 * half)
+    assert float(matrix_angle_deg(split, whole)) == pytest.approx(0.0, abs=1e-2)
+    assert float(matrix_angle_deg(split, in_rh)) > 10.0
 
 
 def person(size: int = 96) -> tuple[np.ndarray, dict]:

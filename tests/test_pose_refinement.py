@@ -86,7 +86,7 @@ def test_refinement_reduces_the_errors_of_noisy_fits(tmp_path):
     given = fit_errors(body_model, body.fit_parameters(rows, refined=False), truth)
     refined = fit_errors(body_model, body.fit_parameters(rows, refined=True), truth)
     print(f"vertex error {given.vertex_mm:.1f} -> {refined.vertex_mm:.1f} mm, Th {given.translation_mm:.1f} -> "
-          f"{refined.translation_mm:.1f} mm, Rh {given.global_rotation_deg:.2f} -> {refined.global_rotation_deg:.2f} deg")  # fmt: skip
+          f"{refined.translation_mm:.1f} mm, orientation {given.global_rotation_deg:.2f} -> {refined.global_rotation_deg:.2f} deg")  # fmt: skip
     assert given.vertex_mm > 15.0  # the capture's fits are off, as asked
     assert refined.vertex_mm < 0.8 * given.vertex_mm
     assert refined.translation_mm < given.translation_mm

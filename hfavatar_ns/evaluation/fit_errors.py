@@ -22,9 +22,20 @@ FIT_KEYS = ("poses", "Rh", "Th", "shapes")
 
 def rotation_angle_deg(first: Float[Tensor, "*b 3"], second: Float[Tensor, "*b 3"]) -> Float[Tensor, "*b"]:
     """Angle of the rotation taking axis-angle ``second`` to ``first`` (degrees, in [0, 180])."""
-    relative = axis_angle_to_matrix(first.double()) @ axis_angle_to_matrix(second.double()).transpose(-1, -2)
+    return matrix_angle_deg(axis_angle_to_matrix(first.double()), axis_angle_to_matrix(second.double()))
+
+
+def matrix_angle_deg(first: Float[Tensor, "*b 3 3"], second: Float[Tensor, "*b 3 3"]) -> Float[Tensor, "*b"]:
+    """Angle of the rotation taking matrix ``second`` to ``first`` (degrees, in [0, 180])."""
+    relative = first.double() @ second.double().transpose(-1, -2)
     cosine = ((relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
     return torch.rad2deg(torch.arccos(cosine))
+
+
+def body_orientation(poses: Float[Tensor, "F 72"], global_rotation: Float[Tensor, "F 3"]) -> Float[Tensor, "F 3 3"]:
+    """The body's orientation in the world: ``Rh`` after the root joint's own rotation. Fits may put the
+    orientation in either (EasyMocap keeps the root's pose at zero; pose refinement may move either)."""
+    return axis_angle_to_matrix(global_rotation.double()) @ axis_angle_to_matrix(poses[:, :3].double())
 
 
 @dataclass
@@ -34,7 +45,7 @@ class FitErrors:
     joint_angle_deg: float
     """Mean rotation error of the 23 body joints (the root's rotation is ``Rh``)."""
     global_rotation_deg: float
-    """Mean error of ``Rh``."""
+    """Mean error of the body's orientation (``Rh`` after the root joint's rotation)."""
     translation_mm: float
     """Mean error of ``Th``."""
     vertex_mm: float
@@ -60,7 +71,9 @@ def fit_errors(
     truth = {key: torch.as_tensor(truth[key]).float() for key in FIT_KEYS}
     count = fits["poses"].shape[0]
     joints = rotation_angle_deg(fits["poses"].reshape(count, 24, 3)[:, 1:], truth["poses"].reshape(count, 24, 3)[:, 1:])
-    global_rotation = rotation_angle_deg(fits["Rh"], truth["Rh"])
+    global_rotation = matrix_angle_deg(
+        body_orientation(fits["poses"], fits["Rh"]), body_orientation(truth["poses"], truth["Rh"])
+    )
     translation = (fits["Th"] - truth["Th"]).norm(dim=-1) * 1000.0
     with torch.no_grad():
         posed = pose_in_batches(body_model, fits["poses"], fits["shapes"], fits["Rh"], fits["Th"]).vertices

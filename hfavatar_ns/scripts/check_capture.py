@@ -235,7 +235,7 @@ def check_capture(config: CheckCaptureConfig) -> Dict:
     if errors_vs_truth is not None:
         console.print(
             f"{capture.params_dir.name}/ vs ground_truth/fits/ ({errors_vs_truth.frames} frames): joints "
-            f"{errors_vs_truth.joint_angle_deg:.2f} deg, Rh {errors_vs_truth.global_rotation_deg:.2f} deg, "
+            f"{errors_vs_truth.joint_angle_deg:.2f} deg, orientation {errors_vs_truth.global_rotation_deg:.2f} deg, "
             f"Th {errors_vs_truth.translation_mm:.1f} mm, posed vertices mean {errors_vs_truth.vertex_mm:.1f} mm "
             f"(max {errors_vs_truth.vertex_max_mm:.1f} mm)"
         )
