@@ -126,3 +126,37 @@ def test_the_colour_loss_weighs_background_labels_as_configured(tmp_path):
     for losses in (left_out, believed):
         assert torch.allclose(every_ray["mask_loss"], losses["mask_loss"])
     assert len({round(float(losses["rgb_loss"]), 6) for losses in (left_out, believed, every_ray)}) == 3
+
+
+@pytest.mark.slow
+def test_background_labels_can_move_the_sharpness_alone(tmp_path):
+    """With ``sharpness`` the colour loss has the value of ``all``, but background-labelled rays send gradient
+    only to NeuS's sharpness: every other parameter gets what the foreground-labelled rays alone give it."""
+    from ns_train_fixture import trained_on_tiny_capture
+
+    flags = ("--pipeline.model.colour-on-background-labels", "sharpness")
+    pipeline = trained_on_tiny_capture(tmp_path, 1, *flags).pipeline
+    model = pipeline.model
+    assert model.config.colour_on_background_labels == "sharpness"
+    model.config.mask_trust_margin = None
+    ray_bundle, batch = pipeline.datamanager.next_train(1)
+    outputs = model(ray_bundle)
+    target, mask = model.target_rgb(batch, outputs["rgb"].device)
+    foreground = mask.reshape(-1) > 0.5
+    assert foreground.any() and not foreground.all()
+    error = (outputs["rgb"] - target).abs().mean(dim=-1)
+    losses = model.get_loss_dict(outputs, batch)
+    assert torch.allclose(losses["rgb_loss"], model.config.rgb_loss_mult * error.mean())
+
+    def gradients(loss: torch.Tensor) -> dict:
+        named = dict(model.field.named_parameters())
+        grads = torch.autograd.grad(loss, list(named.values()), retain_graph=True, allow_unused=True)
+        return {name: torch.zeros_like(named[name]) if g is None else g for name, g in zip(named, grads)}
+
+    with_background = gradients(losses["rgb_loss"])
+    foreground_only = gradients(model.config.rgb_loss_mult * error[foreground].sum() / error.numel())
+    for name, gradient in with_background.items():
+        if name != "log_inv_s":
+            assert torch.allclose(gradient, foreground_only[name], atol=1e-7), name
+    assert not torch.allclose(with_background["log_inv_s"], foreground_only["log_inv_s"])
+    assert bool(with_background["log_inv_s"].abs().sum() > 0)

@@ -41,7 +41,7 @@ from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSample
 from hfavatar_ns.model_components.mask_trust import contradicted_background
 from hfavatar_ns.model_components.noisy_labels import label_belief
 from hfavatar_ns.model_components.normal_smoothness import near_surface_points
-from hfavatar_ns.models.neus_rendering import composite, neus_alpha, uncomposite, weights_from_alpha
+from hfavatar_ns.models.neus_rendering import composite, composite_rgb, neus_alpha, uncomposite, weights_from_alpha
 from hfavatar_ns.models.viewer_frames import ViewerFrameControls, camera_with_frame, render_in_chunks
 
 
@@ -89,13 +89,16 @@ class HFAvatarModelConfig(ModelConfig):
     ``all`` (colour, mask and silhouette) or ``colour`` only. The colour target there is composited with a mask
     that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
     the surface is (pair them with ``mask_label_noise``)."""
-    colour_on_background_labels: Literal["all", "believed", "none"] = "all"
+    colour_on_background_labels: Literal["all", "believed", "sharpness", "none"] = "all"
     """How the colour loss treats rays the mask labels background, whose target is the background colour.
     ``all`` counts each fully. ``none`` leaves them to the mask loss, whose label noise bounds their pull: a mask
     that cuts into the person then cannot teach the colour field the background's colour there; use it for
-    estimated masks (a segmentation network's), since on exact ones the edge gets a faint halo (docs/results.md,
-    "background labels left to the mask loss"). ``believed`` weights each by the probability that its label is
-    right under that label-noise model (``mask_label_noise``), given the avatar's rendered opacity."""
+    estimated masks (a segmentation network's), since on exact ones the edge gets a faint halo. ``sharpness``
+    counts them, but their colour error moves only NeuS's sharpness, never the SDF, the deformation or the
+    colour field: no halo on exact masks and part of ``none``'s gain on estimated ones, but on a one-camera
+    capture it scored below ``all``. ``believed`` weights each by the probability that its label is right
+    under that label-noise model (``mask_label_noise``), given the avatar's opacity. Measured in
+    docs/results.md ("background labels")."""
     mask_label_noise: float = 0.15
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
     cross-entropy, ``noisy_labels.noisy_label_cross_entropy``): a ray the avatar confidently contradicts then pulls
@@ -351,6 +354,10 @@ class HFAvatarModel(Model):
                 colour_normals = F.normalize(geometry.gradient, dim=-1)
             lit_by = unit_normals if self.colour_is_shaded else None
             sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose, lit_by)
+            if self.training and self.config.colour_on_background_labels == "sharpness":
+                extras["rgb_sharpness_only"] = self.sharpness_only_rgb(
+                    sdf, gradient, directions, deltas, sample_rgb, hit, (num_rays, num_samples)
+                )
             alpha = alpha.index_put((hit,), sample_alpha.reshape(-1, num_samples, 1))
             rgb = rgb.index_put((hit,), sample_rgb.reshape(-1, num_samples, 3))
             normals = normals.index_put((hit,), unit_normals.reshape(-1, num_samples, 3))
@@ -360,6 +367,27 @@ class HFAvatarModel(Model):
             outputs["rgb"] = outputs["rgb"].clamp(0.0, 1.0)
         outputs.update(extras)
         return outputs
+
+    def sharpness_only_rgb(
+        self,
+        sdf: Float[Tensor, "N 1"],
+        gradient: Float[Tensor, "N 3"],
+        directions: Float[Tensor, "N 3"],
+        deltas: Float[Tensor, "N 1"],
+        sample_rgb: Float[Tensor, "N 3"],
+        hit: Int[Tensor, "H"],
+        shape: Tuple[int, int],
+    ) -> Float[Tensor, "R 3"]:
+        """The rays' colour as rendered, differentiable in NeuS's sharpness alone (``N`` samples of the ``H``
+        rays that hit the shell, of ``shape`` = (rays, samples per ray))."""
+        num_rays, num_samples = shape
+        inv_s = self.field.inv_s()
+        held = neus_alpha(sdf.detach(), gradient.detach(), directions, deltas, inv_s, self.cos_anneal_ratio)
+        alpha = torch.zeros(num_rays, num_samples, 1, device=sdf.device)
+        alpha = alpha.index_put((hit,), held.reshape(-1, num_samples, 1))
+        rgb = torch.zeros(num_rays, num_samples, 3, device=sdf.device)
+        rgb = rgb.index_put((hit,), sample_rgb.detach().reshape(-1, num_samples, 3))
+        return composite_rgb(alpha, rgb, self.background(sdf.device))
 
     def training_outputs(self, hit, num_rays, num_samples, sdf, geometry, aux, points_canonical) -> Dict[str, Tensor]:
         """What the losses need beyond the image: closest approach of each ray, eikonal gradients, the learned
@@ -429,6 +457,8 @@ class HFAvatarModel(Model):
             if self.config.mask_outline_losses == "all":
                 ignored = colour_ignored
         skinning = self.deformation.skinning_field.parameters()
+        if "rgb_sharpness_only" in outputs:  # background labels: their colour error moves the sharpness alone
+            outputs = {**outputs, "rgb": torch.where(mask > 0.5, outputs["rgb"], outputs["rgb_sharpness_only"])}
         return avatar_losses(
             self.config, outputs, target, mask, skinning, self.body.correction_magnitudes(),
             trusted=~ignored, colour_trusted=self.colour_weights(~colour_ignored, mask, outputs["accumulation"]),
@@ -440,7 +470,7 @@ class HFAvatarModel(Model):
         """Each ray's weight in the colour loss: 0 where untrusted, and for background labels as
         ``colour_on_background_labels`` says."""
         choice, weights = self.config.colour_on_background_labels, trusted.to(mask.dtype)
-        if choice == "all":
+        if choice in ("all", "sharpness"):  # with "sharpness" the rays count fully; what they move is held
             return weights
         if choice == "none":
             return weights * (mask > 0.5)

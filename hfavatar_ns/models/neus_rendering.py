@@ -76,6 +76,13 @@ def composite(
     }
 
 
+def composite_rgb(
+    alpha: Float[Tensor, "R S 1"], rgb: Float[Tensor, "R S 3"], background: Float[Tensor, "3"]
+) -> Float[Tensor, "R 3"]:
+    """The colour alone of :func:`composite`."""
+    return RGBRenderer.combine_rgb(rgb, weights_from_alpha(alpha), background_color=background)
+
+
 def uncomposite(
     rgb: Float[Tensor, "*bs 3"], accumulation: Float[Tensor, "*bs 1"], background: Float[Tensor, "3"]
 ) -> Float[Tensor, "*bs 4"]:
