@@ -7,9 +7,9 @@ Rows (each a `quality_benchmark.py` run on a capture `hfavatar-synth` makes once
 - noisy masks: the same images with masks whose outline moves ~2 px, a hand or foot missing in 20% of
   them, background blobs in 20%; and each of the three alone (`mask_outlines_only`,
   `mask_missing_limbs_only`, `mask_blobs_only`);
-- mono: the mono preset (one training camera, a full circle walked), exact fits; and with the noisy
-  fits above, trained without refinement, with it (depth held along the camera's line of sight, the
-  default for one camera) and with depth free.
+- mono: the mono preset (one training camera, a full circle walked), exact fits; with the noisy masks
+  above (exact fits); and with the noisy fits above, trained without refinement, with it (depth held
+  along the camera's line of sight, the default for one camera) and with depth free.
 Every run is scored on the exact twin of its capture (exact masks; ground-truth meshes and fits), on
 --max-images held-out images per split and meshes at --mesh-resolution (4 and 128³ by default, so the
 whole table fits one sitting on a 2-core CPU). Runs go to --output/runs/<row>; --reevaluate scores them
@@ -46,6 +46,7 @@ CAPTURES = {  # name: (preset, capture errors)
     "default_mask_blobs": ("default", {"mask_blob_rate": NOISY_MASKS["mask_blob_rate"]}),
     "mono": ("mono", {}),
     "mono_noisy_fits": ("mono", NOISY_FITS),
+    "mono_noisy_masks": ("mono", NOISY_MASKS),
 }
 ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "exact": ("default", "default", NO_REFINE),
@@ -60,6 +61,7 @@ ROWS = {  # name: (training capture, exact capture to score on, overrides)
     "mask_blobs_only": ("default_mask_blobs", "default", NO_REFINE),
     "mono": ("mono", "mono", []),
     "mono_observation_colour_normals": ("mono", "mono", ["pipeline.model.sdf_field.color_normals=observation"]),
+    "mono_noisy_masks": ("mono_noisy_masks", "mono", []),
     "mono_noisy_fits": ("mono_noisy_fits", "mono", NO_REFINE),
     "mono_noisy_fits_refined": ("mono_noisy_fits", "mono", REFINE),  # depth held: one training camera
     "mono_noisy_fits_refined_free_depth": (
