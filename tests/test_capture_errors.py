@@ -196,23 +196,26 @@ def test_monocular_protocol_trains_one_camera_on_a_full_circle():
     assert len(multi["train_cameras"]) == 4 and multi["train_frames"] == [0, 20]
 
 
-def test_pose_refinement_is_on_by_default_for_estimated_fits_only(exact_and_noisy, tmp_path):
+def test_pose_refinement_and_estimated_masks_are_decided_by_what_the_capture_declares(exact_and_noisy, tmp_path):
     from dataparsers.zju_mocap.zju_dataparser import ZJUMocapDataParserConfig
     from hfavatar_ns.deformation.backward import BackwardDeformation, BackwardDeformationConfig
 
-    def body_of(capture: Path):
+    def metadata_of(capture: Path) -> dict:
         config = ZJUMocapDataParserConfig(data=capture, cache_dir=tmp_path / capture.name)
-        return config.setup().get_dataparser_outputs(split="train").metadata["body_frames"]
+        return config.setup().get_dataparser_outputs(split="train").metadata
 
     exact, noisy = exact_and_noisy
-    real = tmp_path / "real"  # a capture that says nothing about its fits, as every real one
+    real = tmp_path / "real"  # a capture that says nothing about its fits or masks, as every real one
     real.mkdir()
     for item in exact.iterdir():
         if item.name != "body_model.json":
             (real / item.name).symlink_to(item)
     (real / "body_model.json").write_text('{"kind": "free", "gender": "neutral"}')
-    decided = {name: BackwardDeformation(BackwardDeformationConfig(), body_of(capture)).refines_poses
-               for name, capture in (("exact", exact), ("noisy", noisy), ("real", real))}  # fmt: skip
+    captures = {"exact": exact, "noisy": noisy, "real": real}
+    metadata = {name: metadata_of(capture) for name, capture in captures.items()}
+    decided = {name: BackwardDeformation(BackwardDeformationConfig(), m["body_frames"]).refines_poses
+               for name, m in metadata.items()}  # fmt: skip
     assert decided == {"exact": False, "noisy": True, "real": True}
-    forced = BackwardDeformation(BackwardDeformationConfig(pose_refinement=False), body_of(noisy))
+    assert {name: m["masks_estimated"] for name, m in metadata.items()} == {"exact": False, "noisy": True, "real": True}
+    forced = BackwardDeformation(BackwardDeformationConfig(pose_refinement=False), metadata_of(noisy)["body_frames"])
     assert not forced.refines_poses and not forced.body.correction_parameters()

@@ -94,6 +94,23 @@ def test_the_colour_loss_can_trust_fewer_rays_than_the_mask_terms():
     assert torch.allclose(split["mask_loss"], everything["mask_loss"])
 
 
+def test_background_labels_count_in_the_colour_loss_only_on_masks_declared_exact():
+    from types import SimpleNamespace
+
+    from hfavatar_ns.models.hfavatar_model import HFAvatarModel
+
+    def resolved(choice: str, metadata: dict) -> str:
+        model = SimpleNamespace(config=HFAvatarModelConfig(colour_on_background_labels=choice), kwargs={"metadata": metadata})
+        return HFAvatarModel.background_labels_in_colour.fget(model)
+
+    assert HFAvatarModelConfig().colour_on_background_labels == "auto"
+    assert resolved("auto", {"masks_estimated": False}) == "all"
+    assert resolved("auto", {"masks_estimated": True}) == "none"
+    assert resolved("auto", {}) == "none"  # a dataparser that says nothing: the masks are estimates
+    for choice in ("all", "believed", "sharpness", "none"):
+        assert resolved(choice, {"masks_estimated": True}) == resolved(choice, {"masks_estimated": False}) == choice
+
+
 @pytest.mark.slow
 def test_the_colour_loss_weighs_background_labels_as_configured(tmp_path):
     """``--pipeline.model.colour-on-background-labels`` reaches the model: ``none`` makes the colour loss the

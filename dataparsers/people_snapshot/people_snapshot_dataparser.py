@@ -15,7 +15,8 @@ so the model cannot tell the two apart:
 * ``metadata["body_frames"]``: the per-frame body state, posed once here; its rows are the sorted
   union of the train, validation and test frames; the fits are marked as estimates, so pose
   refinement is on by default;
-* ``metadata["body_model_name"]``: "smpl" (or "free").
+* ``metadata["body_model_name"]``: "smpl" (or "free");
+* ``metadata["masks_estimated"]``: True (the release's masks are a segmentation's).
 
 World frame: the one ``camera.pkl`` describes, in metres (``dataparser_scale`` 1, identity transform).
 videoavatars' ``create_camera.py`` puts the camera at the origin (``camera_rt = camera_t = 0``) and its
@@ -152,7 +153,7 @@ class PeopleSnapshotDataParser(DataParser):
             mask_filenames=mask_filenames,
             dataparser_scale=1.0,
             dataparser_transform=torch.eye(4)[:3, :],
-            metadata={"body_frames": body, "body_model_name": kind},
+            metadata={"body_frames": body, "body_model_name": kind, "masks_estimated": True},
         )
 
     # ------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ What the outputs hold:
   posed once here with the body model. Its rows are the *table frames*: the sorted union of the frames of every split the preset defines
   (train, novel view and novel pose), so a ``frame_idx`` means the same frame in every split.
 * ``metadata["body_model_name"]``: "smpl" or "free".
+* ``metadata["masks_estimated"]``: False only where the capture declares its masks exact
+  (``"exact_masks": true`` in ``body_model.json``); every real capture's masks are a segmentation's.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from dataparsers.zju_mocap.capture import (
 from dataparsers.zju_mocap.image_cache import resized_size, write_mask, write_resized_image
 from dataparsers.zju_mocap.splits import Preset, SplitOverrides, TestSplit, select_split, table_frames
 from hfavatar_ns.body.body_frames import BodyFrames
-from hfavatar_ns.body.factory import capture_declares_exact_fits
+from hfavatar_ns.body.factory import capture_declares_exact_fits, capture_declares_exact_masks
 from hfavatar_ns.body.posing import BodyModelSpec
 from hfavatar_ns.errors import InputError, install_excepthook
 
@@ -171,7 +173,9 @@ class ZJUMocapDataParser(DataParser):
             mask_filenames=mask_filenames,
             dataparser_scale=1.0,
             dataparser_transform=torch.eye(4)[:3, :],
-            metadata={"body_frames": body, "body_model_name": kind},
+            metadata={
+                "body_frames": body, "body_model_name": kind, "masks_estimated": not capture_declares_exact_masks(root)
+            },  # fmt: skip
         )
 
     # ------------------------------------------------------------------------------------------

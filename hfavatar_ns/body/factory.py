@@ -58,10 +58,24 @@ def capture_body_model_choice(capture_root: Path, kind: str = "auto", gender: st
 def capture_declares_exact_fits(capture_root: Path) -> bool:
     """Whether the capture says its fits are exact (``"exact_fits": true`` in ``body_model.json``, as
     hfavatar-synth writes without fit errors); real captures' fits are estimates."""
+    return _capture_declares(capture_root, "exact_fits")
+
+
+def capture_declares_exact_masks(capture_root: Path) -> bool:
+    """Whether the capture says its masks are exact (``"exact_masks": true`` in ``body_model.json``, as
+    hfavatar-synth writes without mask errors); real captures' masks come from a segmentation network."""
+    return _capture_declares(capture_root, "exact_masks")
+
+
+def _capture_declares(capture_root: Path, key: str) -> bool:
     import json
 
     path = Path(capture_root) / CAPTURE_BODY_MODEL_FILE
     if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get(key) is True
+    except (ValueError, AttributeError):
         return False
     try:
         return json.loads(path.read_text()).get("exact_fits") is True

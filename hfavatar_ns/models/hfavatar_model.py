@@ -89,15 +89,17 @@ class HFAvatarModelConfig(ModelConfig):
     ``all`` (colour, mask and silhouette) or ``colour`` only. The colour target there is composited with a mask
     that may be off by a pixel or two, while the mask and silhouette terms are still the best evidence of where
     the surface is (pair them with ``mask_label_noise``)."""
-    colour_on_background_labels: Literal["all", "believed", "sharpness", "none"] = "all"
+    colour_on_background_labels: Literal["auto", "all", "believed", "sharpness", "none"] = "auto"
     """How the colour loss treats rays the mask labels background, whose target is the background colour.
     ``all`` counts each fully. ``none`` leaves them to the mask loss, whose label noise bounds their pull: a mask
-    that cuts into the person then cannot teach the colour field the background's colour there; use it for
-    estimated masks (a segmentation network's), since on exact ones the edge gets a faint halo. ``sharpness``
-    counts them, but their colour error moves only NeuS's sharpness, never the SDF, the deformation or the
-    colour field: no halo on exact masks and part of ``none``'s gain on estimated ones, but on a one-camera
-    capture it scored below ``all``. ``believed`` weights each by the probability that its label is right
-    under that label-noise model (``mask_label_noise``), given the avatar's opacity. Measured in
+    that cuts into the person then cannot teach the colour field the background's colour there; it suits
+    estimated masks (a segmentation network's), since on exact ones the edge gets a faint halo. ``auto`` (the
+    default) is ``all`` where the capture declares its masks exact (``"exact_masks": true`` in
+    ``body_model.json``, as hfavatar-synth writes without mask errors) and ``none`` otherwise, i.e. on every
+    real capture. ``sharpness`` counts them, but their colour error moves only NeuS's sharpness, never the SDF,
+    the deformation or the colour field: no halo on exact masks and part of ``none``'s gain on estimated ones,
+    but on a one-camera capture it scored below ``all``. ``believed`` weights each by the probability that its
+    label is right under that label-noise model (``mask_label_noise``), given the avatar's opacity. Measured in
     docs/results.md ("background labels")."""
     mask_label_noise: float = 0.15
     """Share of mask labels the mask and silhouette losses take to be wrong (a label-noise model of the
@@ -206,6 +208,15 @@ class HFAvatarModel(Model):
         """``sdf_field.shading`` resolved for this capture (auto: spherical harmonics for one training camera)."""
         choice = self.field.config.shading
         return choice == "spherical_harmonics" or (choice == "auto" and self.body.lone_training_camera is not None)
+
+    @property
+    def background_labels_in_colour(self) -> Literal["all", "believed", "sharpness", "none"]:
+        """``colour_on_background_labels`` resolved for this capture (auto: ``all`` for masks it declares exact,
+        ``none`` for estimated ones)."""
+        choice = self.config.colour_on_background_labels
+        if choice != "auto":
+            return choice
+        return "none" if self.kwargs["metadata"].get("masks_estimated", True) else "all"
 
     @property
     def canonical_bounds(self) -> Float[Tensor, "2 3"]:
@@ -354,7 +365,7 @@ class HFAvatarModel(Model):
                 colour_normals = F.normalize(geometry.gradient, dim=-1)
             lit_by = unit_normals if self.colour_is_shaded else None
             sample_rgb = self.field.get_color(geometry.features, colour_normals, directions, pose, lit_by)
-            if self.training and self.config.colour_on_background_labels == "sharpness":
+            if self.training and self.background_labels_in_colour == "sharpness":
                 extras["rgb_sharpness_only"] = self.sharpness_only_rgb(
                     sdf, gradient, directions, deltas, sample_rgb, hit, (num_rays, num_samples)
                 )
@@ -469,7 +480,7 @@ class HFAvatarModel(Model):
     ) -> Float[Tensor, "R 1"]:
         """Each ray's weight in the colour loss: 0 where untrusted, and for background labels as
         ``colour_on_background_labels`` says."""
-        choice, weights = self.config.colour_on_background_labels, trusted.to(mask.dtype)
+        choice, weights = self.background_labels_in_colour, trusted.to(mask.dtype)
         if choice in ("all", "sharpness"):  # with "sharpness" the rays count fully; what they move is held
             return weights
         if choice == "none":

@@ -363,6 +363,7 @@ def generate_capture(
         "resolution": [size, size],
         "world_up": "+z",
         "exact_fits": not config.fit_errors.any,
+        "exact_masks": not config.mask_errors.any,
         "part_labels": {"0": "background", "1": "skin", "2": "top", "3": "bottom (shorts, skirt)", "4": "shoes", "5": "hair"},
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
     }

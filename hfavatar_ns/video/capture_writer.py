@@ -4,7 +4,8 @@ The layout is the one ``hfavatar-synth`` writes and the ``zju-mocap`` dataparser
 shared/reference/data-formats.md): ``annots.npy`` with one camera at the world origin (R = I, T = 0: the
 camera frame is the world), ``Camera_B1/{i:06d}.jpg``, ``mask_cihp/Camera_B1/{i:06d}.png``,
 ``new_params/{i}.npy`` in EasyMocap's convention, ``new_vertices/{i}.npy``, ``split.json`` and
-``body_model.json`` (``exact_fits: false``, so training refines the poses).
+``body_model.json`` (``exact_fits: false`` and ``exact_masks: false``, so training refines the poses and leaves
+background-labelled rays to the mask loss).
 """
 
 from __future__ import annotations
@@ -84,7 +85,10 @@ def write_capture(folder: Path, video: ProcessedVideo, report: Dict, extra: Dict
         "D": [np.zeros((5, 1))],
     }
     np.save(folder / "annots.npy", {"cams": cameras, "ims": [{"ims": [name]} for name in names]})
-    body = {"kind": video.body_model, "gender": video.gender, "generator": "hfavatar-process-video", "exact_fits": False}
+    body = {
+        "kind": video.body_model, "gender": video.gender, "generator": "hfavatar-process-video",
+        "exact_fits": False, "exact_masks": False,
+    }  # fmt: skip
     (folder / "body_model.json").write_text(json.dumps(body, indent=2) + "\n")
     (folder / "split.json").write_text(json.dumps(capture_split(len(names)), indent=2) + "\n")
     np.savez_compressed(folder / "landmarks.npz", **extra)
