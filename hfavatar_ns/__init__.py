@@ -16,3 +16,11 @@ for _message in (
     r"Importing `spectral_angle_mapper` from `torchmetrics\.functional` was deprecated",
 ):
     warnings.filterwarnings("ignore", message=_message, category=FutureWarning)
+
+# Notices torch raises inside nerfstudio's trainer and cameras (a loss logged without detach, a list used as
+# an index) on every run; only nerfstudio's modules are silenced, so ours still show them.
+for _message in (
+    r"Converting a tensor with requires_grad=True to a scalar",
+    r"Using a non-tuple sequence for multidimensional indexing is deprecated",
+):
+    warnings.filterwarnings("ignore", message=_message, category=UserWarning, module=r"nerfstudio\.")
