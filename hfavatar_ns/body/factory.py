@@ -77,7 +77,3 @@ def _capture_declares(capture_root: Path, key: str) -> bool:
         return json.loads(path.read_text()).get(key) is True
     except (ValueError, AttributeError):
         return False
-    try:
-        return json.loads(path.read_text()).get("exact_fits") is True
-    except (ValueError, AttributeError):
-        return False
