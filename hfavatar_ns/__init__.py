@@ -14,13 +14,16 @@ for _message in (
     r"`torch\.jit\.script` is deprecated",
     r"`torch\.jit\.trace` is deprecated",
     r"Importing `spectral_angle_mapper` from `torchmetrics\.functional` was deprecated",
+    r"`torch\.cuda\.amp\.GradScaler\(args\.\.\.\)` is deprecated",
 ):
     warnings.filterwarnings("ignore", message=_message, category=FutureWarning)
 
 # Notices torch raises inside nerfstudio's trainer and cameras (a loss logged without detach, a list used as
-# an index) on every run; only nerfstudio's modules are silenced, so ours still show them.
+# an index) on every run; only nerfstudio's modules are silenced, so ours still show them. nerfstudio's image
+# loader asks for 4 workers whatever the machine; on fewer cores torch's notice about that is all it costs.
 for _message in (
     r"Converting a tensor with requires_grad=True to a scalar",
     r"Using a non-tuple sequence for multidimensional indexing is deprecated",
 ):
     warnings.filterwarnings("ignore", message=_message, category=UserWarning, module=r"nerfstudio\.")
+warnings.filterwarnings("ignore", message=r"This DataLoader will create \d+ worker processes", category=UserWarning)
