@@ -100,7 +100,8 @@ def test_background_labels_count_in_the_colour_loss_only_on_masks_declared_exact
     from hfavatar_ns.models.hfavatar_model import HFAvatarModel
 
     def resolved(choice: str, metadata: dict) -> str:
-        model = SimpleNamespace(config=HFAvatarModelConfig(colour_on_background_labels=choice), kwargs={"metadata": metadata})
+        config = HFAvatarModelConfig(colour_on_background_labels=choice)
+        model = SimpleNamespace(config=config, kwargs={"metadata": metadata})
         return HFAvatarModel.background_labels_in_colour.fget(model)
 
     assert HFAvatarModelConfig().colour_on_background_labels == "auto"
