@@ -4,8 +4,11 @@ one camera needs), while ``shading`` lights that canonical colour by the posed n
 
 import pytest
 import torch
+import torch.nn.functional as F
 from nerfstudio.cameras.rays import RayBundle
 from ns_train_fixture import trained_on_tiny_capture
+
+from hfavatar_ns.fields.shading import DirectionalLightShading
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +47,18 @@ def test_canonical_colour_normals_make_colour_independent_of_the_frames_rotation
     posed, canonical = both()
     assert torch.allclose(posed, canonical, atol=1e-4)
     # Lit from one side, the albedo is shaded by the observation normal: the light stays put as the body turns.
-    model.field.config.shading = "spherical_harmonics"
-    with torch.no_grad():
-        model.field.shading.coefficients[1:4] = 1.5
+    model.field.config.shading = "auto"
+    model.field.shading.point_towards(torch.tensor([1.0, 0.0, 0.0]))
     posed, canonical = both()
     assert (posed - canonical).abs().max() > 1e-2
+
+
+def test_one_training_camera_lights_the_colour_by_one_light_that_starts_from_the_cameras_side(tmp_path):
+    trainer = trained_on_tiny_capture(tmp_path, 1, "zju-mocap", "--train-cameras", "0")
+    model = trainer.pipeline.model
+    camera = model.body.lone_training_camera
+    assert camera is not None and model.colour_is_shaded and model.colour_sees_canonical_normals
+    light = model.field.shading
+    assert isinstance(light, DirectionalLightShading)
+    towards_camera = F.normalize(camera - model.body.posed_bounds().mean(dim=0), dim=0)
+    assert float(F.normalize(light.light_direction.detach(), dim=0) @ towards_camera) > 0.99  # one step moved it little

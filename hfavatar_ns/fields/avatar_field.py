@@ -18,7 +18,7 @@ from nerfstudio.configs.base_config import InstantiateConfig
 from nerfstudio.field_components.encodings import SHEncoding
 
 from hfavatar_ns.fields.hash_grid import DeviceHashEncoding
-from hfavatar_ns.fields.shading import SphericalHarmonicsShading
+from hfavatar_ns.fields.shading import DirectionalLightShading, SphericalHarmonicsShading
 
 
 @dataclass
@@ -57,13 +57,17 @@ class AvatarFieldConfig(InstantiateConfig):
     canonical: the canonical surface's. From one camera only surfaces facing it are seen, so observation
     normals pointing elsewhere never occur in training, and a novel view asks the head to extrapolate.
     auto: canonical when every training image comes from one camera, observation otherwise."""
-    shading: Literal["auto", "none", "spherical_harmonics"] = "auto"
+    shading: Literal["auto", "none", "spherical_harmonics", "directional"] = "auto"
     """How lighting reaches the colour. none: the colour head models it, through the normal it sees.
     spherical_harmonics: the head gives albedo, times one irradiance over the observation normal shared by
     every frame (distant light on a diffuse surface is near exactly a 9-term spherical-harmonics function).
     From one camera the head sees canonical normals (see ``color_normals``), so a person turning under fixed
     lights shows each canonical point brighter in some frames than others, and the head can only average.
-    auto: spherical_harmonics when every training image comes from one camera, none otherwise."""
+    directional: as spherical_harmonics, but the irradiance is an ambient light plus one distant light. One
+    camera sees only the normals facing it; nine terms fitted to them are free on the other side, one light
+    reaches it as a distant light does (the side it does not face gets the ambient alone).
+    auto: directional when every training image comes from one camera, none otherwise. A checkpoint saved with
+    spherical_harmonics under auto loads with its own shading."""
     shading_sh_levels: int = 3
     """Spherical-harmonics levels of the irradiance (3: the 9 terms up to degree 2)."""
     residual_scale: float = 0.25
@@ -165,12 +169,23 @@ class AvatarField(nn.Module):
             color_in = config.color_hidden_dim
         color_layers += [nn.Linear(color_in, 3), nn.Sigmoid()]
         self.color_mlp = nn.Sequential(*color_layers)
-        self.shading = (
-            SphericalHarmonicsShading(config.shading_sh_levels) if config.shading != "none" else None
-        )
+        self.shading: Optional[nn.Module] = None
+        if config.shading in ("auto", "directional"):
+            self.shading = DirectionalLightShading()
+        elif config.shading == "spherical_harmonics":
+            self.shading = SphericalHarmonicsShading(config.shading_sh_levels)
+        self._register_load_state_dict_pre_hook(self._shading_as_saved)
         self.use_residual = True
         """False renders the body prior alone (for comparisons); not saved."""
         self.log_inv_s = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(config.init_inv_s)))))
+
+    def _shading_as_saved(self, state_dict: Dict[str, Tensor], prefix: str, *_) -> None:
+        """Under ``shading="auto"`` a checkpoint that holds spherical-harmonics coefficients loads with them,
+        not with an untrained light in their place."""
+        saved = state_dict.get(prefix + "shading.coefficients")
+        if saved is None or self.config.shading != "auto" or isinstance(self.shading, SphericalHarmonicsShading):
+            return
+        self.shading = SphericalHarmonicsShading(round(saved.shape[0] ** 0.5)).to(saved.device)
 
     def set_progress(self, step: int) -> None:
         """Switch hash levels on as training goes (see ``coarse_to_fine_levels``)."""

@@ -35,6 +35,7 @@ from hfavatar_ns.deformation.backward import (
 from hfavatar_ns.errors import InputError
 from hfavatar_ns.evaluation.image_metrics import LpipsNet, avatar_image_metrics, lpips_metric, psnr
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
+from hfavatar_ns.fields.shading import DirectionalLightShading
 from hfavatar_ns.geometry.prior_sdf import EllipsoidSDF, PriorSDF
 from hfavatar_ns.model_components.avatar_losses import avatar_losses
 from hfavatar_ns.model_components.inner_sampler import InnerSampler, InnerSamplerConfig
@@ -185,6 +186,8 @@ class HFAvatarModel(Model):
                 field_config, residual_scale=max(field_config.residual_scale, NO_PRIOR_RESIDUAL_SCALE)
             )
         self.field = AvatarField(field_config, bounds, prior_sdf)
+        if isinstance(self.field.shading, DirectionalLightShading) and self.body.lone_training_camera is not None:
+            self.field.shading.point_towards(self.body.lone_training_camera - self.body.posed_bounds().mean(dim=0))
         self.deformation = BackwardDeformation(cfg.deformation, self.body)
         self.sampler = InnerSampler(cfg.sampler)
         self.sampler.set_bodies(self.body, self.scene_box.aabb)
@@ -205,9 +208,11 @@ class HFAvatarModel(Model):
 
     @property
     def colour_is_shaded(self) -> bool:
-        """``sdf_field.shading`` resolved for this capture (auto: spherical harmonics for one training camera)."""
+        """``sdf_field.shading`` resolved for this capture (auto: one light and an ambient for one training camera)."""
         choice = self.field.config.shading
-        return choice == "spherical_harmonics" or (choice == "auto" and self.body.lone_training_camera is not None)
+        return choice in ("spherical_harmonics", "directional") or (
+            choice == "auto" and self.body.lone_training_camera is not None
+        )
 
     @property
     def background_labels_in_colour(self) -> Literal["all", "believed", "sharpness", "none"]:
