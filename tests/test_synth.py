@@ -15,7 +15,7 @@ from hfavatar_ns.synth import SynthConfig, generate_capture
 from hfavatar_ns.synth import cameras as cam
 from hfavatar_ns.synth.garment import shell_faces
 from hfavatar_ns.synth.motion import walking_motion
-from hfavatar_ns.synth.raycast import embree_intersector, first_hits
+from hfavatar_ns.synth.raycast import embree_intersector, first_hits, lambert
 
 TINY = SynthConfig.from_preset("tiny")
 
@@ -209,7 +209,30 @@ def test_command_line_outfit_and_backpack_reach_the_config(tmp_path: Path):
 
     from hfavatar_ns.synth.cli import SynthCommand
 
-    config = tyro.cli(SynthCommand, args=[str(tmp_path), "--outfit", "bare", "--backpack"]).config()
-    assert (config.outfit, config.backpack, config.preset) == ("bare", True, "default")
+    args = [str(tmp_path), "--outfit", "bare", "--backpack", "--lighting", "three_lights"]
+    config = tyro.cli(SynthCommand, args=args).config()
+    assert (config.outfit, config.backpack, config.lighting, config.preset) == ("bare", True, "three_lights", "default")
     plain = tyro.cli(SynthCommand, args=[str(tmp_path)]).config()
-    assert (plain.outfit, plain.backpack) == ("clothed", False)
+    assert (plain.outfit, plain.backpack, plain.lighting) == ("clothed", False, "one_light")
+
+
+def test_lambert_adds_the_ambient_and_every_light_facing_the_surface():
+    albedo = np.full((3, 3), 0.5)
+    normals = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+    lights = ((np.array([0.0, 0.0, 2.0]), 0.6), (np.array([1.0, 0.0, 1.0]), 0.4))
+    shaded = lambert(albedo, normals, 0.2, lights)
+    cosine = np.sqrt(0.5)
+    assert np.allclose(shaded[:, 0], 0.5 * np.array([0.2 + 0.6 + 0.4 * cosine, 0.2 + 0.4 * cosine, 0.2]))
+    assert lambert(np.ones((1, 3)), normals[:1], 0.9, lights).max() == 1.0  # clipped to what an image holds
+
+
+def test_three_lights_light_the_same_capture_otherwise(capture: Path, tmp_path: Path):
+    config = SynthConfig.from_preset("tiny", num_frames=1, lighting="three_lights")
+    lit = generate_capture(tmp_path / "three", config, progress=False)
+    info = json.loads((lit / "body_model.json").read_text())
+    assert info["config"]["lighting"] == "three_lights"
+    name = Path("Camera_B1") / "000000.jpg"
+    one, three = (cv2.imread(str(root / name)).astype(np.float64) for root in (capture, lit))
+    person = cv2.imread(str(capture / "mask_cihp" / "Camera_B1" / "000000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    background, lit_person = np.abs(one[~person] - three[~person]).mean(), np.abs(one[person] - three[person]).mean()
+    assert background < 1.0 < 5.0 < lit_person  # the same black background (up to JPEG ringing), another light

@@ -65,6 +65,8 @@ class SynthCommand:
     outfit: Literal["clothed", "bare"] = "clothed"
     """clothed: clothing, hair, shoes and a skirt the body model lacks; bare: the body model's own surface,
     so the body prior is exact."""
+    lighting: Literal["one_light", "three_lights"] = "one_light"
+    """one_light: an ambient and one distant light; three_lights: a weaker ambient and lights from three sides."""
     backpack: bool = False
     """Strap a box (about 30 x 36 x 14 cm) to the subject's back: geometry no body model has."""
     video: Optional[Path] = None
@@ -91,6 +93,7 @@ class SynthCommand:
             mask_blob_rate=self.mask_blob_rate,
             outfit=self.outfit,
             backpack=self.backpack,
+            lighting=self.lighting,
         )
 
 

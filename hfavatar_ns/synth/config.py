@@ -73,6 +73,10 @@ class SynthConfig:
     outfit: Literal["clothed", "bare"] = "clothed"
     """clothed: cloth thickness, wrinkles, hair, shoes and a flared skirt, none of which the body model has;
     bare: the body model's own surface (textured as if clothed), so the body prior is exact."""
+    lighting: Literal["one_light", "three_lights"] = "one_light"
+    """one_light: an ambient light and one distant light from above, slightly to one side; three_lights: a
+    weaker ambient and three distant lights from three sides (a key, a fill and a third), which a shading model
+    of one light can only approximate."""
     backpack: bool = False
     """A box strapped to the back (about 30 x 36 x 14 cm, rigid with the upper spine): geometry the body model
     lacks, on a body it may otherwise describe exactly (with ``outfit="bare"``)."""

@@ -8,7 +8,7 @@ pixel conventions and camera models stay out of this file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Sequence, Tuple
 
 import numpy as np
 import trimesh
@@ -62,17 +62,22 @@ def interpolate(
     return np.einsum("mk,mkc->mc", hits.barycentric, values[faces[hits.face_index]])
 
 
+Light = Tuple[Float[Array, "3"], float]
+"""A distant light: the direction towards it (world space, any length) and its strength."""
+
+
 def lambert(
     albedo: Float[Array, "M 3"],
     normals: Float[Array, "M 3"],
-    light_direction: Float[Array, "3"],
     ambient: float,
-    diffuse: float,
+    lights: Sequence[Light],
 ) -> Float[Array, "M 3"]:
-    """``albedo * (ambient + diffuse * max(0, n . l))`` with ``l`` pointing towards the light (clipped to 1)."""
-    light = light_direction / np.linalg.norm(light_direction)
-    cosine = np.clip(normals @ light, 0.0, None)
-    return np.clip(albedo * (ambient + diffuse * cosine)[:, None], 0.0, 1.0)
+    """``albedo * (ambient + sum_k strength_k * max(0, n . l_k))`` (clipped to 1)."""
+    irradiance = np.full(len(normals), ambient, dtype=np.float64)
+    for direction, strength in lights:
+        towards = np.asarray(direction, dtype=np.float64)
+        irradiance += strength * np.clip(normals @ (towards / np.linalg.norm(towards)), 0.0, None)
+    return np.clip(albedo * irradiance[:, None], 0.0, 1.0)
 
 
 def render(
@@ -83,9 +88,8 @@ def render(
     albedo_fn: AlbedoFn,
     origins: Float[Array, "R 3"],
     directions: Float[Array, "R 3"],
-    light_direction: Float[Array, "3"],
-    ambient: float = 0.45,
-    diffuse: float = 0.7,
+    ambient: float,
+    lights: Sequence[Light],
 ) -> Tuple[Float[Array, "R 3"], Int[Array, "R"], Float[Array, "R"], Int[Array, "R"]]:
     """Render rays against a posed mesh.
 
@@ -97,8 +101,8 @@ def render(
         face_material: material id per face.
         albedo_fn: ``(canonical points, materials) -> colour in [0, 1]``.
         origins, directions: the rays (world space, unit directions).
-        light_direction: direction towards the directional light (world space).
-        ambient, diffuse: strengths of the ambient and the directional light.
+        ambient: strength of the ambient light.
+        lights: the distant lights (see :data:`Light`).
 
     Returns:
         colour: shaded colour in [0, 1] per ray (0 where nothing is hit).
@@ -124,7 +128,7 @@ def render(
     canonical = interpolate(canonical_positions, faces, hits)
     hit_material = face_material[hits.face_index]
 
-    colour[hits.ray_index] = lambert(albedo_fn(canonical, hit_material), normals, light_direction, ambient, diffuse)
+    colour[hits.ray_index] = lambert(albedo_fn(canonical, hit_material), normals, ambient, lights)
     material[hits.ray_index] = hit_material
     distance[hits.ray_index] = np.einsum("mc,mc->m", hits.location - origins[hits.ray_index], ray_dirs)
     face[hits.ray_index] = hits.face_index
