@@ -56,11 +56,11 @@ class DirectionalLightShading(nn.Module):
 
     From one camera only the normals facing it are ever seen. Nine spherical-harmonics terms fitted to that
     half of the sphere are free on the other half, and held-out views of it come out too bright or too dark.
-    One light and an ambient term have seven parameters and reach the unseen half in the only way a distant
+    One light and an ambient term have eight degrees of freedom and reach the unseen half as only a distant
     light can: the side it does not face gets the ambient light alone. Starts lit from ``towards`` as
     strongly as by the ambient (0.5 each): from the training camera's side of a monocular capture every seen
-    normal gives the direction a gradient. From there the light turns to the real one in a few hundred steps; from an unlit start
-    (a light of zero strength) its direction has no gradient until its strength has grown.
+    normal gives the direction a gradient, and the light turns to the real one in a few hundred steps. From
+    an unlit start (a light of zero strength) its direction has no gradient until its strength has grown.
 
     Args:
         towards: initial direction of the light (need not be unit).
