@@ -16,9 +16,10 @@ from pathlib import Path
 
 from hfavatar_ns.evaluation.irradiance_fit import Lighting, seen_and_unseen_error, sphere_normals
 from hfavatar_ns.fields.shading import DirectionalLightShading, SphericalHarmonicsShading
+from hfavatar_ns.synth.config import LIGHTINGS as SYNTH_LIGHTINGS
 
 LIGHTINGS = {
-    "one light": Lighting(0.45, (((0.35, -0.55, 0.75), 0.7),)),
+    "one light": Lighting(*SYNTH_LIGHTINGS["one_light"]),
     "key and fill": Lighting(0.3, (((0.35, -0.55, 0.75), 0.7), ((-0.5, 0.6, 0.2), 0.3))),
     "three lights": Lighting(0.2, (((0.3, 0.2, 0.9), 0.5), ((-0.8, 0.3, 0.2), 0.3), ((0.4, -0.9, 0.1), 0.3))),
     "light behind the person": Lighting(0.4, (((-0.9, 0.1, 0.4), 0.8),)),

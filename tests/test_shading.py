@@ -5,32 +5,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hfavatar_ns.evaluation.irradiance_fit import Lighting, seen_and_unseen_error, seen_from, sphere_normals
+from hfavatar_ns.evaluation.irradiance_fit import (
+    Lighting,
+    fit_irradiance,
+    seen_and_unseen_error,
+    seen_from,
+    sphere_normals,
+)
 from hfavatar_ns.fields.avatar_field import AvatarField, AvatarFieldConfig
 from hfavatar_ns.fields.shading import DirectionalLightShading, SphericalHarmonicsShading
+from hfavatar_ns.synth.config import LIGHTINGS
 
 
-def _sphere(count: int = 4000) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
-    return F.normalize(torch.randn(count, 3, generator=generator), dim=-1)
+SYNTH_LIGHT = Lighting(*LIGHTINGS["one_light"])  # how the synthetic captures are lit
 
 
-def _lambert(normals: torch.Tensor, ambient: float = 0.45, diffuse: float = 0.7) -> torch.Tensor:
-    light = F.normalize(torch.tensor([0.35, -0.55, 0.75]), dim=0)
-    return (ambient + diffuse * (normals @ light).clamp_min(0.0))[:, None] * torch.tensor([1.0, 0.9, 0.8])
+def _lambert(normals: torch.Tensor) -> torch.Tensor:
+    return SYNTH_LIGHT.irradiance(normals)[:, None] * torch.tensor([1.0, 0.9, 0.8])
 
 
 def _fit(shading: torch.nn.Module, normals: torch.Tensor, target: torch.Tensor) -> None:
-    optimizer = torch.optim.Adam(shading.parameters(), lr=0.05)
-    for _ in range(300):
-        loss = (shading(normals) - target).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_irradiance(shading, normals, target, steps=300, learning_rate=0.05)
 
 
 def test_shading_starts_unlit_or_lit_from_the_camera():
-    normals = _sphere()
+    normals = sphere_normals(4000)
     assert torch.allclose(SphericalHarmonicsShading(3)(normals), torch.ones(len(normals), 3), atol=1e-6)
     towards = F.normalize(torch.tensor([1.0, 2.0, 0.0]), dim=0)
     expected = 0.5 + 0.5 * (normals @ towards).clamp_min(0.0)
@@ -38,7 +37,7 @@ def test_shading_starts_unlit_or_lit_from_the_camera():
 
 
 def test_nine_terms_light_a_diffuse_surface_under_a_directional_light():
-    normals = _sphere()
+    normals = sphere_normals(4000)
     target = _lambert(normals)
     constant_error = (target - target.mean(dim=0)).square().mean().sqrt()
     shading = SphericalHarmonicsShading(3)
@@ -54,7 +53,7 @@ def test_irradiance_is_never_negative_and_moves_no_geometry():
     shading = SphericalHarmonicsShading(2)
     with torch.no_grad():
         shading.coefficients.copy_(torch.tensor([[0.5] * 3, [0.0] * 3, [3.0] * 3, [0.0] * 3]))  # dark below
-    normals = _sphere().requires_grad_(True)
+    normals = sphere_normals(4000).requires_grad_(True)
     irradiance = shading(normals)
     assert irradiance.min() == 0.0 and irradiance.max() > 1.0
     irradiance.sum().backward()
@@ -84,7 +83,7 @@ def test_field_multiplies_albedo_by_irradiance_only_when_asked():
 
 
 def test_one_light_guesses_the_side_one_camera_never_sees_better_than_nine_terms():
-    lighting = Lighting(0.45, (((0.35, -0.55, 0.75), 0.7),))  # as the synthetic captures are lit
+    lighting = SYNTH_LIGHT
     camera_side = (1.0, 0.2, 0.1)
 
     def light():
@@ -114,7 +113,7 @@ def test_a_camera_sees_the_half_of_the_sphere_facing_it():
 
 def test_the_light_moves_no_geometry_and_needs_a_direction():
     light = DirectionalLightShading(torch.tensor([0.0, 1.0, 0.0]))
-    normals = _sphere().requires_grad_(True)
+    normals = sphere_normals(4000).requires_grad_(True)
     irradiance = light(normals)
     facing = normals[:, 1] > 0
     assert torch.allclose(irradiance[~facing], torch.full((1, 3), 0.5))  # the ambient alone where no light reaches
@@ -139,7 +138,7 @@ def test_auto_shading_is_one_light_and_loads_a_run_saved_with_spherical_harmonic
         saved.shading.coefficients[1:] = torch.randn(3, 3)
     loaded = AvatarField(AvatarFieldConfig(**small), bounds, sphere)
     loaded.load_state_dict(saved.state_dict())
-    normals = _sphere(64)
+    normals = sphere_normals(64)
     assert isinstance(loaded.shading, SphericalHarmonicsShading)
     assert torch.equal(loaded.shading(normals), saved.shading(normals))
 

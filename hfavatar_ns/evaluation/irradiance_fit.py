@@ -48,14 +48,16 @@ def seen_from(
 def fit_irradiance(
     shading: nn.Module,
     normals: Float[Tensor, "N 3"],
-    target: Float[Tensor, "N"],
+    target: Float[Tensor, "N *C"],
     steps: int = 1500,
     learning_rate: float = 0.02,
 ) -> nn.Module:
-    """Fit ``shading`` (normals -> per-channel irradiance) to a grey ``target`` by Adam on the squared error."""
+    """Fit ``shading`` (normals -> per-channel irradiance) to a grey ``[N]`` or coloured ``[N, 3]`` target by Adam
+    on the squared error."""
+    target = target.reshape(len(target), -1)
     optimizer = torch.optim.Adam(shading.parameters(), lr=learning_rate)
     for _ in range(steps):
-        loss = (shading(normals) - target[:, None]).square().mean()
+        loss = (shading(normals) - target).square().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

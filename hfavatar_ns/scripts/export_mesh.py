@@ -69,8 +69,8 @@ def vertex_colors(model, mesh: trimesh.Trimesh, row: Optional[int]) -> np.ndarra
     for start in range(0, len(mesh.vertices), 65536):
         part = slice(start, start + 65536)
         points = torch.as_tensor(mesh.vertices[part], dtype=torch.float32, device=model.device)
-        # trimesh caches its normals read-only, and torch warns on wrapping a read-only array
-        normals = torch.tensor(np.array(mesh.vertex_normals[part]), dtype=torch.float32, device=model.device)
+        # a copy: trimesh caches its normals read-only, and torch warns on wrapping a read-only array
+        normals = torch.tensor(mesh.vertex_normals[part], dtype=torch.float32, device=model.device)
         colors.append(model.vertex_colors(points, normals, row).cpu())
     rgb = (torch.cat(colors).numpy() * 255).astype(np.uint8)
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)

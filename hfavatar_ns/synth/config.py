@@ -5,11 +5,28 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Literal, Optional
+from typing import Dict, Literal, Optional, Tuple
 
 from hfavatar_ns.synth.capture_errors import FitErrorSpec, MaskErrorSpec
 
 PresetName = Literal["tiny", "default", "zju", "mono", "detail"]
+
+
+LightSet = Tuple[float, Tuple[Tuple[Tuple[float, float, float], float], ...]]
+"""An ambient strength and the distant lights: (direction towards the light, world z-up, any length; strength)."""
+
+LIGHTINGS: Dict[str, LightSet] = {
+    "one_light": (0.45, (((0.35, -0.55, 0.75), 0.7),)),  # from above, slightly to one side
+    "three_lights": (
+        0.2,
+        (
+            ((0.35, -0.55, 0.75), 0.45),  # key: the one light's direction
+            ((-0.6, 0.5, 0.35), 0.25),  # fill, from the opposite side
+            ((0.2, 0.9, 0.2), 0.3),  # low and from a third side
+        ),
+    ),
+}
+"""The lights of a synthetic capture, by ``SynthConfig.lighting``."""
 
 
 @dataclass

@@ -41,26 +41,13 @@ from hfavatar_ns.body.skinning import linear_blend_skinning
 from hfavatar_ns.errors import InputError
 from hfavatar_ns.synth import cameras as cam
 from hfavatar_ns.synth.capture_errors import corrupt_mask, limb_end_pixels, perturb_fits
-from hfavatar_ns.synth.config import SynthConfig
+from hfavatar_ns.synth.config import LIGHTINGS, SynthConfig
 from hfavatar_ns.synth.garment import PART_LABELS, ClothedSubject, build_clothed_subject
 from hfavatar_ns.synth.motion import ground_translation, walking_motion
-from hfavatar_ns.synth.raycast import Light, embree_intersector, render
+from hfavatar_ns.synth.raycast import embree_intersector, render
 from hfavatar_ns.synth.texture import TextureParams, albedo
 from hfavatar_ns.synth.visible_surface import fully_visible_vertices, visible_faces, visible_surface
 
-LIGHTINGS: Dict[str, Tuple[float, Tuple[Light, ...]]] = {
-    # (ambient, lights); directions towards each light, world z-up.
-    "one_light": (0.45, ((np.array([0.35, -0.55, 0.75]), 0.7),)),  # from above, slightly to one side
-    "three_lights": (
-        0.2,
-        (
-            (np.array([0.35, -0.55, 0.75]), 0.45),  # key: the one light's direction
-            (np.array([-0.6, 0.5, 0.35]), 0.25),  # fill, from the opposite side
-            (np.array([0.2, 0.9, 0.2]), 0.3),  # low and from a third side
-        ),
-    ),
-}
-"""The capture's light (``SynthConfig.lighting``)."""
 _CHUNK = 16
 
 
