@@ -76,10 +76,16 @@ def main() -> None:
 
         from nerfstudio.data.datasets.base_dataset import InputDataset
 
+        from hfavatar_ns.errors import InputError
+
         dataparser_config = dataclasses.replace(
             pipeline.datamanager.dataparser.config, data=eval_data, test_split=split
         )
-        dataset = InputDataset(dataparser_config.setup().get_dataparser_outputs(split="test"))
+        try:
+            dataset = InputDataset(dataparser_config.setup().get_dataparser_outputs(split=split))
+        except InputError as error:  # e.g. novel views of a capture whose only camera trains
+            print(f"No {split} images to score: {error}", flush=True)
+            return None
         values = {"psnr": [], "ssim": []}
         indices = np.arange(len(dataset))
         if 0 < args.max_images < len(dataset):

@@ -50,8 +50,10 @@ def main() -> None:
     from hfavatar_ns.video.pipeline import ProcessVideoConfig, process_video
 
     if not (args.capture / "annots.npy").exists() or not args.video.exists():
-        command = ["hfavatar-synth", str(args.capture), "--preset", "mono", "--cameras", "1", "--frames", str(args.frames),
-                   "--resolution", str(args.resolution), "--video", str(args.video), "--video-fps", "15", "--overwrite"]
+        # The mono preset's five cameras: the video is camera 0's, the other four score novel views.
+        command = [sys.executable, "-m", "hfavatar_ns.synth.cli", str(args.capture), "--preset", "mono",
+                   "--frames", str(args.frames), "--resolution", str(args.resolution), "--video", str(args.video),
+                   "--video-fps", "15", "--overwrite"]
         subprocess.run(command, check=True)
     annots = np.load(args.capture / "annots.npy", allow_pickle=True).item()
     K_true = np.array(annots["cams"]["K"][0], np.float32)
