@@ -156,39 +156,6 @@ def test_appended_motion_gets_new_rows_and_caches_grow(fits):
     assert body.frame_ids[6:].tolist() == [-3, -4]
 
 
-def test_corrections_blended_over_time_share_evidence_between_training_frames(fits):
-    """Training frames 10, 12 and 15 blend with Gaussian weights by their gap in capture frames (cut at three
-    sigma: 10 and 15 are 5 apart, beyond 3 x 1.5); frame 20 has no images and keeps its own correction."""
-    body = make_body(fits, training=(10, 12, 15))
-    body.enable_refinement()
-    body.apply_corrections = True
-    with pytest.raises(InputError, match="sigma >= 0"):
-        body.blend_corrections_over_time(-1.0)
-    with torch.no_grad():
-        body.translation_correction.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [2.0, 0, 0]]))
-    rows = torch.arange(4)
-    body.blend_corrections_over_time(0.0)
-    assert torch.equal(body.translation_corrections(rows), body.translation_correction.detach())
-    body.blend_corrections_over_time(1.5)
-    near, far = np.exp(-0.5 * (2 / 1.5) ** 2), np.exp(-0.5 * (3 / 1.5) ** 2)  # gaps 2 (10-12) and 3 (12-15)
-    expected = torch.tensor(
-        [[1 / (1 + near), near / (1 + near), 0], [near, 1, far], [0, far / (1 + far), 1 / (1 + far)], [2.0, 0, 0]]
-    )
-    expected[1] /= 1 + near + far
-    assert torch.allclose(body.translation_corrections(rows), expected.float(), atol=1e-6)
-    body.translation_corrections(torch.tensor([0])).sum().backward()  # frame 10's evidence reaches frame 12
-    assert body.translation_correction.grad[[0, 1]].abs().sum(-1).gt(0).all()
-    assert body.translation_correction.grad[[2, 3]].abs().sum() == 0
-    fitted = body.fit_parameters([0, 1, 2, 3])
-    assert torch.allclose(fitted["Th"], fits["th"] + expected.float(), atol=1e-6)
-    assert torch.allclose(body.frame_poses(rows), fits["poses"], atol=1e-6)  # no pose corrections learned
-    motion = fits["poses"][:1]
-    posed = pose_in_batches(fits["spec"].make(), motion, fits["shapes"][:1], torch.zeros(1, 3), torch.zeros(1, 3))
-    new_row = body.append(posed, motion, torch.zeros(1, 3), torch.zeros(1, 3))
-    assert body.correction_blend.shape == (5, 5) and body.correction_blend[new_row].tolist() == [[0, 0, 0, 0, 1.0]]
-    assert torch.allclose(body.translation_corrections(rows), expected.float(), atol=1e-6)
-
-
 def test_corrections_are_checkpointed_and_loading_reposes(fits):
     body = make_body(fits)
     body.enable_refinement()

@@ -362,13 +362,3 @@ def test_refinement_holds_depth_only_on_one_camera_captures(capture):
     assert freed.body.held_depth_axes.abs().sum() == 0 and several.body.held_depth_axes.abs().sum() == 0
     with pytest.raises(InputError, match="needs a capture whose training images all come from one camera"):
         _make_deformation(capture, pose_refinement=True, pose_refinement_depth="held")
-
-
-def test_temporal_sigma_blends_the_corrections_only_with_refinement(capture):
-    blended = _make_deformation(capture, pose_refinement=True, pose_refinement_temporal_sigma=2.0)
-    blend = blended.body.correction_blend
-    assert blend is not None and torch.allclose(blend.sum(-1), torch.ones(blend.shape[0]))
-    assert (blend.count_nonzero(dim=-1) > 1).any()  # some frames draw on their neighbours
-    assert _make_deformation(capture, pose_refinement=True).body.correction_blend is None
-    unrefined = _make_deformation(capture, pose_refinement=False, pose_refinement_temporal_sigma=2.0)
-    assert unrefined.body.correction_blend is None

@@ -187,7 +187,6 @@ class BodyFrames(nn.Module):
         self.lone_training_camera: Optional[Float[Tensor, "3"]] = None
         """World position of the only camera the training images come from (a monocular capture), else None."""
         buffer("held_depth_axes", torch.zeros(count, 3))
-        self.register_buffer("correction_blend", None, persistent=False)
         self._derive_canonical()
         self.register_load_state_dict_post_hook(_repose_after_loading)
 
@@ -333,7 +332,7 @@ class BodyFrames(nn.Module):
         """The pose of each row (corrected when refining)."""
         poses = self.poses[rows]
         if self.refining:
-            poses = poses + self.pose_corrections(rows)
+            poses = poses + self.pose_correction[rows].flatten(-2)
         return poses
 
     @torch.no_grad()
@@ -343,8 +342,8 @@ class BodyFrames(nn.Module):
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.poses.device)
         poses, rotation, translation = self.poses[index], self.global_rotation[index], self.global_translation[index]
         if refined and hasattr(self, "pose_correction"):
-            poses = poses + self.pose_corrections(index)
-            rotation = rotation + self.rotation_corrections(index)
+            poses = poses + self.pose_correction[index].flatten(-2)
+            rotation = rotation + self.rotation_correction[index]
             translation = translation + self.translation_corrections(index)
         shapes = self.shape.expand(index.numel(), -1)
         return {"poses": poses.clone(), "Rh": rotation.clone(), "Th": translation.clone(), "shapes": shapes.clone()}
@@ -364,8 +363,8 @@ class BodyFrames(nn.Module):
         if not self.refining:
             return self.given_bone_transforms[rows]
         corrected = fit_kinematics(
-            self.rest_joints, self.parents, self.poses[rows] + self.pose_corrections(rows),
-            self.global_rotation[rows] + self.rotation_corrections(rows),
+            self.rest_joints, self.parents, self.poses[rows] + self.pose_correction[rows].flatten(-2),
+            self.global_rotation[rows] + self.rotation_correction[rows],
             self.global_translation[rows] + self.translation_corrections(rows),
         )  # fmt: skip
         return corrected @ self.beyond_kinematics[rows]
@@ -389,46 +388,9 @@ class BodyFrames(nn.Module):
         sight = centres - camera_centre.to(centres)
         self.held_depth_axes = sight / sight.norm(dim=-1, keepdim=True).clamp_min(1e-9)
 
-    def blend_corrections_over_time(self, sigma_frames: float) -> None:
-        """Make each training frame's correction a Gaussian-weighted mean (standard deviation ``sigma_frames``
-        capture frames, cut at three) of the learned ones of the training frames around it; 0: each frame its own.
-
-        Fit errors drift over several frames, while each frame's images hold only a few rays' worth of pose
-        evidence per step: a frame learning alone walks as far on that noise as towards its error. Blended,
-        every correction draws on its neighbours' evidence too. Frames without training images keep their own
-        (zero) corrections, and frames further apart than the cut are not blended.
-        """
-        if sigma_frames < 0:
-            raise InputError(f"The temporal blend of pose corrections needs sigma >= 0 frames (got {sigma_frames}).")
-        if sigma_frames == 0:
-            self.correction_blend = None
-            return
-        ids = self.frame_ids.double()
-        gap = (ids[:, None] - ids[None, :]).abs()
-        both_trained = self.trained[:, None] & self.trained[None, :]
-        weights = torch.exp(-0.5 * (gap / sigma_frames) ** 2) * (both_trained & (gap <= 3.0 * sigma_frames))
-        own = torch.eye(self.num_frames, dtype=weights.dtype, device=weights.device)
-        weights = torch.where(self.trained[:, None], weights, own)
-        self.correction_blend = (weights / weights.sum(-1, keepdim=True)).float()
-
-    def _corrections(self, parameter: Tensor, rows: Int[Tensor, "N"]) -> Tensor:
-        """A correction parameter's values at ``rows``, blended as :meth:`blend_corrections_over_time` set."""
-        if self.correction_blend is None:
-            return parameter[rows]
-        blended = self.correction_blend[rows] @ parameter.flatten(1)
-        return blended.view(blended.shape[0], *parameter.shape[1:])
-
-    def pose_corrections(self, rows: Int[Tensor, "N"]) -> Float[Tensor, "N 72"]:
-        """The learned corrections of the 72-d poses of ``rows``."""
-        return self._corrections(self.pose_correction, rows).flatten(-2)
-
-    def rotation_corrections(self, rows: Int[Tensor, "N"]) -> Float[Tensor, "N 3"]:
-        """The learned ``Rh`` corrections of ``rows``."""
-        return self._corrections(self.rotation_correction, rows)
-
     def translation_corrections(self, rows: Int[Tensor, "N"]) -> Float[Tensor, "N 3"]:
         """The learned ``Th`` corrections of ``rows``, less any component along a held depth axis."""
-        correction, axis = self._corrections(self.translation_correction, rows), self.held_depth_axes[rows]
+        correction, axis = self.translation_correction[rows], self.held_depth_axes[rows]
         return correction - (correction * axis).sum(-1, keepdim=True) * axis
 
     def correction_parameters(self) -> list[nn.Parameter]:
@@ -525,9 +487,5 @@ class BodyFrames(nn.Module):
         self.times = frame_times(self.frame_ids).to(device)
         for parameter in self.correction_parameters():
             parameter.data = torch.cat([parameter.data, parameter.data.new_zeros(count, *parameter.shape[1:])])
-        if self.correction_blend is not None:  # new frames keep their own corrections
-            blend = torch.eye(self.num_frames, dtype=self.correction_blend.dtype, device=device)
-            blend[:first, :first] = self.correction_blend
-            self.correction_blend = blend
         self._revisions = np.concatenate([self._revisions, np.zeros(count, dtype=np.int64)])
         return torch.arange(first, self.num_frames, device=device)

@@ -156,10 +156,6 @@ class BackwardDeformationConfig(InstantiateConfig):
     """Whether refinement may move a frame's body along the line of sight: "held" keeps the given fit's
     depth (only for captures whose training images all come from one camera, which barely see depth),
     "free" learns it, "auto" holds it on such monocular captures and frees it otherwise."""
-    pose_refinement_temporal_sigma: float = 0.0
-    """Capture frames: each training frame's correction is a Gaussian-weighted mean of the learned ones of the
-    training frames within three of this (``BodyFrames.blend_corrections_over_time``), so frames whose fits
-    drift together share their evidence. 0: every frame learns its own correction."""
 
 
 class BackwardDeformation(nn.Module):
@@ -208,7 +204,6 @@ class BackwardDeformation(nn.Module):
             body.enable_refinement()
             if self._holds_depth(config.pose_refinement_depth, body):
                 body.hold_depth(body.lone_training_camera)
-            body.blend_corrections_over_time(config.pose_refinement_temporal_sigma)
         self.set_progress(0)
 
     @staticmethod
