@@ -21,12 +21,9 @@ from pathlib import Path
 
 import torch
 
-JOINT_NAMES = (
-    "pelvis", "left hip", "right hip", "spine 1", "left knee", "right knee", "spine 2", "left ankle",
-    "right ankle", "spine 3", "left foot", "right foot", "neck", "left collar", "right collar", "head",
-    "left shoulder", "right shoulder", "left elbow", "right elbow", "left wrist", "right wrist", "left hand",
-    "right hand",
-)  # fmt: skip
+from hfavatar_ns.body.skinning import SMPL_JOINT_NAMES
+
+JOINT_NAMES = tuple(name.replace("_", " ") for name in SMPL_JOINT_NAMES)
 
 
 def joint_errors(config: Path, truth: Path) -> None:
